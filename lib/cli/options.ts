@@ -1,0 +1,267 @@
+/**
+ * The `livemig` command line, spelled as QEMU spells the options we share, so a QEMU user's
+ * script works after changing the binary name. One table row per option; each row parses its
+ * argument into the config. Unknown or malformed options raise OptionError naming the option.
+ */
+import { parseSize, SizeError } from '../util/size';
+import { OptionError, parseBool, parseKeyval } from './keyval';
+
+export { OptionError } from './keyval';
+
+export type ChardevSpec =
+  | { kind: 'stdio' }
+  | { kind: 'null' }
+  | { kind: 'file'; path: string }
+  | { kind: 'unix'; path: string; server: boolean; wait: boolean }
+  | { kind: 'tcp'; host: string; port: number; server: boolean; wait: boolean };
+
+export interface MemoryBackendSpec {
+  qomType: 'memory-backend-memfd' | 'memory-backend-file' | 'memory-backend-ram';
+  id: string;
+  size: number;
+  share: boolean;
+  memPath?: string;
+  hugetlb: boolean;
+}
+
+export interface LivemigConfig {
+  machine: { type: string; auxRamShare: boolean; memoryBackend?: string };
+  memSize: number;
+  memSizeGiven: boolean;
+  smp: number;
+  kernel?: string;
+  append?: string;
+  bios?: string;
+  serial: ChardevSpec[];
+  serialGiven: boolean;
+  nodefaults: boolean;
+  nographic: boolean;
+  display: string;
+  monitor: ChardevSpec[];
+  qmp: ChardevSpec[];
+  incoming: string[];
+  startPaused: boolean;
+  name?: string;
+  pidfile?: string;
+  daemonize: boolean;
+  memPrealloc: boolean;
+  objects: MemoryBackendSpec[];
+}
+
+export const DEFAULT_MEM_SIZE = 128 * 2 ** 20;
+export const MAX_SMP = 8;
+
+function defaults(): LivemigConfig {
+  return {
+    machine: { type: 'virt', auxRamShare: false },
+    memSize: DEFAULT_MEM_SIZE,
+    memSizeGiven: false,
+    smp: 1,
+    serial: [],
+    serialGiven: false,
+    nodefaults: false,
+    nographic: false,
+    display: 'default',
+    monitor: [],
+    qmp: [],
+    incoming: [],
+    startPaused: false,
+    daemonize: false,
+    memPrealloc: false,
+    objects: [],
+  };
+}
+
+/** A chardev as -serial/-monitor/-qmp take it: stdio, null/none, file:PATH,
+ * unix:PATH[,server=on][,wait=off], tcp:HOST:PORT[,server=on][,wait=off]. */
+export function parseChardev(text: string): ChardevSpec | null {
+  if (text === 'stdio') return { kind: 'stdio' };
+  if (text === 'null') return { kind: 'null' };
+  if (text === 'none') return null;
+  if (text.startsWith('file:')) return { kind: 'file', path: text.slice(5) };
+  const sock = /^(unix|tcp):(.*)$/.exec(text);
+  if (sock) {
+    const kv = parseKeyval(sock[2], 'addr');
+    const addr = kv.get('addr') ?? '';
+    const server = kv.has('server') ? parseBool(kv.get('server')!, 'server') : false;
+    const wait = kv.has('wait') ? parseBool(kv.get('wait')!, 'wait') : true;
+    for (const k of kv.keys()) {
+      if (!['addr', 'server', 'wait'].includes(k)) throw new OptionError(`unknown parameter '${k}'`);
+    }
+    if (sock[1] === 'unix') {
+      if (!addr) throw new OptionError('unix socket needs a path');
+      return { kind: 'unix', path: addr, server, wait };
+    }
+    const m = /^(.*):(\d+)$/.exec(addr);
+    if (!m) throw new OptionError('tcp needs HOST:PORT');
+    const port = Number(m[2]);
+    if (port > 65535) throw new OptionError(`port ${port} out of range`);
+    return { kind: 'tcp', host: m[1].replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port, server, wait };
+  }
+  throw new OptionError(`'${text}' is not a supported character device`);
+}
+
+function size(text: string, unit: number, what: string): number {
+  try {
+    return parseSize(text, unit);
+  } catch (e) {
+    if (e instanceof SizeError) throw new OptionError(`${what}: ${e.message}`);
+    throw e;
+  }
+}
+
+function parseMachine(cfg: LivemigConfig, arg: string): void {
+  const kv = parseKeyval(arg, 'type');
+  for (const [k, v] of kv) {
+    if (k === 'type') cfg.machine.type = v;
+    else if (k === 'aux-ram-share') cfg.machine.auxRamShare = parseBool(v, 'aux-ram-share');
+    else if (k === 'memory-backend') cfg.machine.memoryBackend = v;
+    else throw new OptionError(`unknown property '${k}'`);
+  }
+}
+
+function parseObject(cfg: LivemigConfig, arg: string): void {
+  const kv = parseKeyval(arg, 'qom-type');
+  const qomType = kv.get('qom-type');
+  if (qomType !== 'memory-backend-memfd' && qomType !== 'memory-backend-file' && qomType !== 'memory-backend-ram') {
+    throw new OptionError(`unsupported object type '${qomType}'`);
+  }
+  const id = kv.get('id');
+  if (!id) throw new OptionError(`${qomType}: id is required`);
+  const sz = kv.get('size');
+  if (!sz) throw new OptionError(`${qomType}: size is required`);
+  const spec: MemoryBackendSpec = {
+    qomType,
+    id,
+    size: size(sz, 1, `${qomType} size`),
+    share: kv.has('share') ? parseBool(kv.get('share')!, 'share') : qomType === 'memory-backend-memfd',
+    hugetlb: kv.has('hugetlb') ? parseBool(kv.get('hugetlb')!, 'hugetlb') : false,
+  };
+  if (qomType === 'memory-backend-file') {
+    spec.memPath = kv.get('mem-path');
+    if (!spec.memPath) throw new OptionError('memory-backend-file: mem-path is required');
+  }
+  const known = ['qom-type', 'id', 'size', 'share', 'mem-path', 'hugetlb', 'prealloc'];
+  for (const k of kv.keys()) if (!known.includes(k)) throw new OptionError(`${qomType}: unknown property '${k}'`);
+  if (cfg.objects.some((o) => o.id === id)) throw new OptionError(`duplicate id '${id}'`);
+  cfg.objects.push(spec);
+}
+
+interface OptionRow {
+  /** Takes an argument. */
+  arg: boolean;
+  apply(cfg: LivemigConfig, value: string): void;
+}
+
+const TABLE: Record<string, OptionRow> = {
+  M: { arg: true, apply: parseMachine },
+  machine: { arg: true, apply: parseMachine },
+  m: {
+    arg: true,
+    apply(cfg, v) {
+      const kv = parseKeyval(v, 'size');
+      cfg.memSize = size(kv.get('size') ?? '', 2 ** 20, 'size');
+      cfg.memSizeGiven = true;
+    },
+  },
+  smp: {
+    arg: true,
+    apply(cfg, v) {
+      const kv = parseKeyval(v, 'cpus');
+      const n = Number(kv.get('cpus'));
+      if (!Number.isInteger(n) || n < 1 || n > MAX_SMP) throw new OptionError(`cpus must be 1..${MAX_SMP}`);
+      cfg.smp = n;
+    },
+  },
+  kernel: { arg: true, apply: (cfg, v) => void (cfg.kernel = v) },
+  append: { arg: true, apply: (cfg, v) => void (cfg.append = v) },
+  bios: {
+    arg: true,
+    apply(cfg, v) {
+      if (v !== 'none') throw new OptionError(`only 'none' is supported (firmware is not emulated)`);
+      cfg.bios = v;
+    },
+  },
+  serial: {
+    arg: true,
+    apply(cfg, v) {
+      cfg.serialGiven = true;
+      const c = parseChardev(v);
+      if (c) cfg.serial.push(c);
+    },
+  },
+  monitor: {
+    arg: true,
+    apply(cfg, v) {
+      const c = parseChardev(v);
+      if (c) cfg.monitor.push(c);
+    },
+  },
+  qmp: {
+    arg: true,
+    apply(cfg, v) {
+      const c = parseChardev(v);
+      if (c) cfg.qmp.push(c);
+    },
+  },
+  incoming: { arg: true, apply: (cfg, v) => void cfg.incoming.push(v) },
+  nodefaults: { arg: false, apply: (cfg) => void (cfg.nodefaults = true) },
+  nographic: { arg: false, apply: (cfg) => void (cfg.nographic = true) },
+  display: {
+    arg: true,
+    apply(cfg, v) {
+      if (v !== 'none') throw new OptionError(`only 'none' is supported`);
+      cfg.display = v;
+    },
+  },
+  S: { arg: false, apply: (cfg) => void (cfg.startPaused = true) },
+  name: {
+    arg: true,
+    apply(cfg, v) {
+      const kv = parseKeyval(v, 'guest');
+      cfg.name = kv.get('guest');
+    },
+  },
+  pidfile: { arg: true, apply: (cfg, v) => void (cfg.pidfile = v) },
+  daemonize: { arg: false, apply: (cfg) => void (cfg.daemonize = true) },
+  'mem-prealloc': { arg: false, apply: (cfg) => void (cfg.memPrealloc = true) },
+  object: { arg: true, apply: parseObject },
+};
+
+export function parseArgs(argv: readonly string[]): LivemigConfig {
+  const cfg = defaults();
+  for (let i = 0; i < argv.length; i++) {
+    const raw = argv[i];
+    if (!raw.startsWith('-') || raw === '-' || raw === '--') throw new OptionError(`${raw}: unexpected argument`);
+    const name = raw.replace(/^--?/, '');
+    const row = TABLE[name];
+    if (!row) throw new OptionError(`${raw}: invalid option`);
+    let value = '';
+    if (row.arg) {
+      if (i + 1 >= argv.length) throw new OptionError(`${raw}: requires an argument`);
+      value = argv[++i];
+    }
+    try {
+      row.apply(cfg, value);
+    } catch (e) {
+      if (e instanceof OptionError) throw new OptionError(`${raw}: ${e.message}`);
+      throw e;
+    }
+  }
+  finish(cfg);
+  return cfg;
+}
+
+/** Cross-option rules, applied once everything is read. */
+function finish(cfg: LivemigConfig): void {
+  if (cfg.nographic && !cfg.serialGiven && !cfg.nodefaults) cfg.serial.push({ kind: 'stdio' });
+  if (cfg.machine.memoryBackend) {
+    const be = cfg.objects.find((o) => o.id === cfg.machine.memoryBackend);
+    if (!be) throw new OptionError(`-machine memory-backend: no -object with id '${cfg.machine.memoryBackend}'`);
+    if (cfg.memSizeGiven && cfg.memSize !== be.size) {
+      throw new OptionError(`-m: size ${cfg.memSize} differs from memory-backend '${be.id}' size ${be.size}`);
+    }
+    cfg.memSize = be.size;
+  }
+  if (cfg.serial.length > 1) throw new OptionError('-serial: the virt board has one UART');
+}
