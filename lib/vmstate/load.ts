@@ -16,7 +16,8 @@
  * *current* version of their description (no version on the wire).
  *
  * Subsections (after the fields), peeking before consuming, exactly as QEMU does:
- *   next byte ≠ 0x05                              → no more subsections here
+ *   end of input, or next byte ≠ 0x05            → no more subsections here
+ *   0x05 but the header (len, name) is cut short → EVMSTATE_TRUNCATED
  *   name length < len(parent name) + 1           → not ours (an outer level's), stop
  *   name does not start with the parent's name   → not ours, stop
  *   name not among the parent's subsections      → EVMSTATE_SUBSECTION (QEMU: -ENOENT)
@@ -328,13 +329,17 @@ async function loadSubsections(ctx: LoadCtx, vmsd: VMStateDescription, opaque: a
     ctx.name = null;
     ctx.index = -1;
     ctx.fieldStart = f.position;
+    // A clean end of input right after the fields is "no subsections" (the framing layer
+    // decides whether the stream may end there).
     if (!f.has(1) && (await f.fill(1)) < 1) return;
     if (f.peekU8(0) !== VM_SUBSECTION) return;
-    if (!f.has(2) && (await f.fill(2)) < 2) return;
+    // But a marker with an incomplete header is a truncated stream. (QEMU's peek at EOF sets
+    // the file error, so its load fails too; continuing would misparse the header as fields.)
+    if (!f.has(2)) await need(ctx, 2);
     const len = f.peekU8(1);
     // "subsection name has to be section_name/a"
     if (len < parentLen + 1) return;
-    if (!f.has(2 + len) && (await f.fill(2 + len)) < 2 + len) return;
+    if (!f.has(2 + len)) await need(ctx, 2 + len);
     const name = latin1(f.peekBytes(2, len)!);
     if (!name.startsWith(vmsd.name)) return;
     const sub = vmsd.subsections?.find((s) => s.name === name);
