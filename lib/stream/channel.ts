@@ -46,6 +46,13 @@ export interface ByteChannel extends ByteSource, ByteSink {
   readonly fd?: number;
 }
 
+/** A real copy (Buffer#slice would return a view). */
+function copyBytes(c: Uint8Array): Uint8Array {
+  const out = new Uint8Array(c.length);
+  out.set(c);
+  return out;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* In-memory pipe pair                                                                          */
 /* ------------------------------------------------------------------------------------------ */
@@ -156,7 +163,7 @@ class MemoryEndpoint implements ByteChannel {
   write(chunk: Uint8Array): boolean {
     if (this.outbox.failed) return false;
     if (this.writeEnded) throw new Error('memory pipe: write after end()');
-    return this.outbox.push(this.copy ? chunk.slice() : chunk);
+    return this.outbox.push(this.copy ? copyBytes(chunk) : chunk);
   }
 
   writev(chunks: readonly Uint8Array[]): boolean {
@@ -210,7 +217,7 @@ export class CollectingSink implements ByteSink {
   write(chunk: Uint8Array): boolean {
     if (this.ended) throw new Error('collecting sink: write after end()');
     if (chunk.length === 0) return true;
-    this.chunks.push(this.copy ? chunk.slice() : chunk);
+    this.chunks.push(this.copy ? copyBytes(chunk) : chunk);
     this.length += chunk.length;
     return true;
   }

@@ -102,7 +102,7 @@ describe('zero-copy putBufferRef', () => {
     }
     w.putU8(0x10);
     w.flush();
-    expect(chunks.filter((c) => pages.includes(c as Buffer))).toHaveLength(3); // same objects
+    expect(chunks.filter((c) => (pages as Uint8Array[]).includes(c))).toHaveLength(3); // same objects
     const all = Buffer.concat(chunks);
     expect(all.length).toBe(3 * (8 + 4096) + 1);
     for (let i = 0; i < 3; i++) {

@@ -31,7 +31,7 @@ function rng(seed: number): (n: number) => number {
   };
 }
 
-function mutate(src: Uint8Array, r: (n: number) => number): Uint8Array {
+function mutate(src: Uint8Array, r: (n: number) => number): Buffer {
   let b = Buffer.from(src);
   const rounds = 1 + r(4);
   for (let i = 0; i < rounds; i++) {
