@@ -116,6 +116,13 @@ export class SharedStruct<S extends StructSpec> {
     return v as StructView<S>;
   }
 
+  /** Byte offset of a field in the buffer. */
+  offsetOf(name: keyof S & string): number {
+    const s = this.slots.find((x) => x.name === name);
+    if (!s) throw new Error(`shared struct: no field ${name}`);
+    return s.offset;
+  }
+
   /** Index in `view.$i32` of a 32-bit-or-narrower scalar (for a lock or a futex word). */
   wordIndex(name: keyof S & string): number {
     const s = this.slots.find((x) => x.name === name);
