@@ -231,6 +231,23 @@ export class QemuFileReader {
     }
   }
 
+  /** Copy the next `n` bytes into `dst` at `dstStart` without creating view objects (the RAM
+   * page path: one call per page). Native memcpy via Buffer#copy. */
+  getRangeInto(dst: Uint8Array, dstStart: number, n: number): void {
+    if (!this.has(n)) {
+      this.underrun(n);
+      return;
+    }
+    let done = 0;
+    while (done < n) {
+      if (this.off >= this.cur.length) this.advance(1);
+      const k = Math.min(n - done, this.cur.length - this.off);
+      bufferCopy.call(this.cur, dst, dstStart + done, this.off, this.off + k);
+      this.off += k;
+      done += k;
+    }
+  }
+
   /** The next `n` bytes: a view into the reader's chunk when contiguous (chunks are never
    * reused, so the view stays valid), else a copy. Empty on error/underrun. */
   getBytes(n: number): Uint8Array {
@@ -375,6 +392,8 @@ export class QemuFileReader {
     this.setError(new StreamError(code, `${why}: needed ${n} bytes, ${this.buffered} buffered`, this.position));
   }
 }
+
+const bufferCopy = Buffer.prototype.copy;
 
 /** Bytes → byte string (one char per byte). */
 export function latin1(bytes: Uint8Array): string {

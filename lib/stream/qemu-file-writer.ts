@@ -178,6 +178,26 @@ export class QemuFileWriter {
     }
   }
 
+  /**
+   * Copy `length` bytes of `src` from `start` (qemu_put_buffer over part of a larger region)
+   * without creating a view object: the RAM page path calls this once per page, so it must not
+   * allocate. The copy is a native memcpy (Buffer#copy), not a JS loop.
+   */
+  putRange(src: Uint8Array, start: number, length: number): void {
+    if (this.stopped) return this.deadPut();
+    let off = start;
+    let left = length;
+    while (left > 0) {
+      if (this.pos >= this.staging.length) this.rollStaging();
+      const k = Math.min(left, this.staging.length - this.pos);
+      copyBytes(src, this.staging, this.pos, off, off + k);
+      this.pos += k;
+      off += k;
+      left -= k;
+      this.total += k;
+    }
+  }
+
   /** `n` zero bytes (VMSTATE_UNUSED holes). */
   putZeros(n: number): void {
     if (this.stopped) return this.deadPut();
@@ -325,6 +345,11 @@ export class QemuFileWriter {
       this.setError(new StreamError('ESTREAM_CLOSED', 'write after close', this.total));
     }
   }
+}
+
+const bufferCopy = Buffer.prototype.copy;
+function copyBytes(src: Uint8Array, dst: Uint8Array, dstStart: number, srcStart: number, srcEnd: number): void {
+  bufferCopy.call(src, dst, dstStart, srcStart, srcEnd);
 }
 
 function errText(e: unknown): string {
