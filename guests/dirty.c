@@ -5,8 +5,8 @@
  * millisecond (timebase/1000 mtime ticks) writes R pages chosen by xorshift64 (continuing the
  * fill's state). Each write stores one u64 at offset 0 of the page:
  *     DIRTY_TAG | (n & 0xffffffff)     bytes: n0 n1 n2 n3 'D' 'R' 'T' 'Y'
- * where n = info.counter after the write (1, 2, 3, ...). Every timebase ticks of guest time it
- * prints "tick N\n". Between batches it sleeps in wfi with mie.MTIE set and mstatus.MIE clear:
+ * where n counts the writes (1, 2, 3, ...); info.counter is set to n just before the store.
+ * Every timebase ticks of guest time it prints "tick N\n". Between batches it sleeps in wfi with mie.MTIE set and mstatus.MIE clear:
  * a pending timer wakes wfi without taking a trap. If the guest falls behind (slow host), it
  * catches up at most 10 ms worth of pages.
  *
@@ -58,8 +58,8 @@ int main(void)
             x = rt_xorshift64(x);
             uint64_t page = r.start + (x % npages) * RT_PAGE_SIZE;
             n++;
+            rt_info.counter = n;   /* first, so no page ever carries a tag above the counter */
             *(volatile uint64_t *)page = DIRTY_TAG | (n & 0xffffffffull);
-            rt_info.counter = n;
         }
         while (now >= next_tick) {
             ticks++;

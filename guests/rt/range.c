@@ -32,11 +32,11 @@ struct rt_range rt_range_from_args(const char *guest)
         def_end = fdt_lo;
 
     uint64_t start = page_up(rt_arg_u64(guest, "start", image_end));
-    uint64_t end, v;
-    int has_end = rt_bootarg_u64(m->bootargs, "end", &v) == 1;
+    uint64_t end;
+    int has_end = rt_arg_present("end");
     int has_size = rt_arg_present("size");
     if (has_end && has_size)
-        bad_range(guest, start, v, "give end= or size=, not both");
+        bad_range(guest, start, rt_arg_u64(guest, "end", 0), "give end= or size=, not both");
     if (has_end)
         end = rt_arg_u64(guest, "end", 0);
     else if (has_size)
