@@ -6,9 +6,9 @@
  * fill's state). Each write stores one u64 at offset 0 of the page:
  *     DIRTY_TAG | (n & 0xffffffff)     bytes: n0 n1 n2 n3 'D' 'R' 'T' 'Y'
  * where n counts the writes (1, 2, 3, ...); info.counter is set to n just before the store.
- * Every timebase ticks of guest time it prints "tick N\n". Between batches it sleeps in wfi with mie.MTIE set and mstatus.MIE clear:
- * a pending timer wakes wfi without taking a trap. If the guest falls behind (slow host), it
- * catches up at most 10 ms worth of pages.
+ * Every timebase ticks of guest time it prints "tick N\n". Between batches it sleeps in wfi
+ * with mie.MTIE set and mstatus.MIE clear: a pending timer wakes wfi without taking a trap. If
+ * the guest falls behind (slow host), it catches up at most 10 ms worth of pages.
  *
  * bootargs: start= end= | size= seed= rate= (pages per ms, default 100; 0 = heartbeat only)
  */
