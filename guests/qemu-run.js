@@ -26,6 +26,7 @@ const path = require('node:path');
 const GUESTS_DIR = __dirname;
 const EXPECTED_DIR = path.join(GUESTS_DIR, 'expected');
 const RUNS_FILE = path.join(EXPECTED_DIR, 'runs.json');
+const NOT_FOUND = 'qemu-system-riscv64 not found (set LIVEMIG_QEMU or install qemu-system-misc)';
 
 /** Path of the qemu-system-riscv64 binary, or null when it is not installed. */
 function findQemu() {
@@ -72,7 +73,7 @@ function resolveElf(elf) {
 class QemuGuest {
   constructor(opts) {
     const qemu = opts.qemu || findQemu();
-    if (!qemu) throw new Error('qemu-system-riscv64 not found (set LIVEMIG_QEMU or install qemu-system-misc)');
+    if (!qemu) throw new Error(NOT_FOUND);
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'livemig-qemu-'));
     this.qmpPath = opts.qmp ? path.join(this.tmp, 'qmp.sock') : null;
     this.args = qemuArgs({ ...opts, elf: resolveElf(opts.elf), qmp: this.qmpPath });
@@ -106,10 +107,16 @@ class QemuGuest {
     return new Promise((resolve, reject) => {
       const check = () => {
         if (pred(this.output)) return done(null);
-        if (this.exitStatus) return done(new Error(`qemu exited (${JSON.stringify(this.exitStatus)}) before ${text}; output: ${this.output}`));
+        if (this.exitStatus) {
+          const status = JSON.stringify(this.exitStatus);
+          return done(new Error(`qemu exited (${status}) before ${text}; output: ${this.output}`));
+        }
         return undefined;
       };
-      const timer = setTimeout(() => done(new Error(`timeout waiting for ${text}; output so far: ${this.output.toString().slice(0, 200)}`)), timeoutMs);
+      const timer = setTimeout(() => {
+        const sofar = this.output.toString().slice(0, 200);
+        done(new Error(`timeout waiting for ${text}; output so far: ${sofar}`));
+      }, timeoutMs);
       const done = (err) => {
         clearTimeout(timer);
         this.waiters = this.waiters.filter((w) => w !== check);
@@ -309,7 +316,8 @@ async function stream(opts) {
     await g.qmp('stop');
     const info = await g.migrateToFile(opts.out);
     const repo = path.dirname(GUESTS_DIR);
-    const args = g.args.map((a) => a.replace(g.qmpPath, 'QMP.sock').replace(resolveElf(opts.elf), path.relative(repo, resolveElf(opts.elf))));
+    const elf = resolveElf(opts.elf);
+    const args = g.args.map((a) => a.replace(g.qmpPath, 'QMP.sock').replace(elf, path.relative(repo, elf)));
     return { info, output: g.output.toString(), command: ['qemu-system-riscv64', ...args] };
   } finally {
     await g.kill();
@@ -330,7 +338,7 @@ async function main() {
   const [cmd, ...argv] = process.argv.slice(2);
   const o = parseCli(argv);
   if (!findQemu() && cmd !== 'help') {
-    process.stderr.write('qemu-system-riscv64 not found (set LIVEMIG_QEMU or install qemu-system-misc)\n');
+    process.stderr.write(`${NOT_FOUND}\n`);
     process.exit(77);
   }
   if (cmd === 'run') {
@@ -345,7 +353,8 @@ async function main() {
   } else if (cmd === 'stream') {
     const r = await stream({ elf: o.rest[0], mem: o.mem || '16M', smp: o.smp, append: o.append,
       until: o.until, out: o.out });
-    process.stdout.write(JSON.stringify({ qemu: qemuVersion(), command: r.command, uart: r.output, migrate: r.info }, null, 2) + '\n');
+    const meta = { qemu: qemuVersion(), command: r.command, uart: r.output, migrate: r.info };
+    process.stdout.write(JSON.stringify(meta, null, 2) + '\n');
   } else {
     process.stderr.write('usage: qemu-run.js run|record|check|stream ... (see the header comment)\n');
     process.exit(2);
