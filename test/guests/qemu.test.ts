@@ -82,7 +82,10 @@ describeQemu('guest RAM under QEMU', () => {
     expect(r.errors).toEqual([]);
     expect(r.dirtiedPages).toBeGreaterThan(1000);
     expect(r.info!.param).toBe(20n);
-    expect(r.info!.counter).toBeGreaterThanOrEqual(20000n);
+    // 1 s at 20 pages/ms is 20,000 writes, less whatever a late wakeup on a busy host dropped
+    // (the guest catches up at most 10 ms of backlog).
+    expect(r.info!.counter).toBeGreaterThan(10000n);
+    expect(r.info!.counter).toBeLessThanOrEqual(20000n + 20n * 500n); // stop lands within 0.5 s
   });
 
   it('idle: counts timer ticks in the info block', async () => {
