@@ -14,6 +14,7 @@
  *   load completes ◄────────┘
  */
 import { native } from './addon';
+import { HostError } from './errors';
 import {
   UFFD_EVENT,
   UFFD_FEATURE,
@@ -120,12 +121,18 @@ function decode(view: DataView, at: number): UffdEvent {
 }
 
 const BATCH = 64;
+const EBUSY = 16;
+const EINVAL = 22;
 
 export class Userfaultfd {
   private readonly msgs = new Uint8Array(BATCH * UFFD_MSG_SIZE);
   private readonly view = new DataView(this.msgs.buffer);
   private watcher: NativeFdWatcher | undefined;
   private closed = false;
+  /** Registered [start, end) ranges, sorted. The kernel lets the same uffd register a range
+   * again and silently replaces its modes (MISSING → WP would lose postcopy faults); we refuse
+   * an overlap with EBUSY, the code the kernel gives when another uffd holds the range. */
+  private ranges: [number, number][] = [];
 
   private constructor(
     readonly fd: number,
@@ -144,7 +151,12 @@ export class Userfaultfd {
     const fd = native.uffdOpen(flags);
     try {
       let mask = 0;
-      for (const f of features) mask |= UFFD_FEATURE[f];
+      for (const f of features) {
+        if (!(f in UFFD_FEATURE)) {
+          throw new HostError(`EINVAL: unknown userfaultfd feature ${f}`, EINVAL, 'EINVAL', 'ioctl(UFFDIO_API)');
+        }
+        mask |= UFFD_FEATURE[f];
+      }
       native.uffdApi(fd, mask);
       return new Userfaultfd(fd, new Set(features));
     } catch (e) {
@@ -155,12 +167,29 @@ export class Userfaultfd {
 
   /** UFFDIO_REGISTER [addr, addr+len) in the given modes → the ioctls the range supports. */
   register(addr: number, len: number, modes: readonly UffdMode[]): ReadonlySet<UffdIoctl> {
-    return ioctlNames(native.uffdRegister(this.fd, addr, len, modeBits(modes)));
+    if (this.ranges.some(([s, e]) => addr < e && s < addr + len)) {
+      throw new HostError('EBUSY: range already registered on this userfaultfd', EBUSY, 'EBUSY', 'ioctl(UFFDIO_REGISTER)');
+    }
+    const ioctls = ioctlNames(native.uffdRegister(this.fd, addr, len, modeBits(modes)));
+    this.ranges.push([addr, addr + len]);
+    this.ranges.sort((a, b) => a[0] - b[0]);
+    return ioctls;
   }
 
-  /** Unregisters, waking any thread blocked on a fault in the range. */
+  /** Unregisters (any part of registered ranges) and wakes threads blocked on faults there:
+   * the kernel wakes them itself only for MISSING ranges (fs/userfaultfd.c), so MINOR and WP
+   * waiters get an explicit UFFDIO_WAKE. Woken threads retry the access unregistered. */
   unregister(addr: number, len: number): void {
     native.uffdUnregister(this.fd, addr, len);
+    native.uffdWake(this.fd, addr, len);
+    const end = addr + len;
+    this.ranges = this.ranges.flatMap(([s, e]): [number, number][] => {
+      if (e <= addr || end <= s) return [[s, e]];
+      const keep: [number, number][] = [];
+      if (s < addr) keep.push([s, addr]);
+      if (end < e) keep.push([end, e]);
+      return keep;
+    });
   }
 
   /** UFFDIO_COPY `len` bytes from a typed array or a live-mapping address → bytes copied. */
