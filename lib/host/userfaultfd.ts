@@ -22,11 +22,14 @@ import {
   UFFD_PAGEFAULT_FLAG_MINOR,
   UFFD_PAGEFAULT_FLAG_WP,
   UFFD_PAGEFAULT_FLAG_WRITE,
+  UFFDIO_CONTINUE_MODE_DONTWAKE,
+  UFFDIO_CONTINUE_MODE_WP,
   UFFDIO_COPY_MODE_DONTWAKE,
   UFFDIO_COPY_MODE_WP,
   UFFDIO_IOCTL_BIT,
   UFFDIO_REGISTER_MODE,
   UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
+  UFFDIO_ZEROPAGE_MODE_DONTWAKE,
   UFFDIO_WRITEPROTECT_MODE_WP,
   UV_READABLE,
 } from './linux';
@@ -201,12 +204,13 @@ export class Userfaultfd {
 
   /** UFFDIO_ZEROPAGE → bytes mapped. */
   zeropage(dst: number, len: number, opts: ResolveOptions = {}): number {
-    return native.uffdZeropage(this.fd, dst, len, opts.dontWake ? 1 : 0);
+    return native.uffdZeropage(this.fd, dst, len, opts.dontWake ? UFFDIO_ZEROPAGE_MODE_DONTWAKE : 0);
   }
 
   /** UFFDIO_CONTINUE: map pages already in the page cache (MINOR faults) → bytes mapped. */
   continue(dst: number, len: number, opts: ResolveOptions = {}): number {
-    return native.uffdContinue(this.fd, dst, len, (opts.dontWake ? 1 : 0) | (opts.wp ? 2 : 0));
+    const mode = (opts.dontWake ? UFFDIO_CONTINUE_MODE_DONTWAKE : 0) | (opts.wp ? UFFDIO_CONTINUE_MODE_WP : 0);
+    return native.uffdContinue(this.fd, dst, len, mode);
   }
 
   /** UFFDIO_WAKE threads waiting on faults in the range. */

@@ -62,6 +62,26 @@ describe('FdSocket', () => {
     }
   });
 
+  test('a watcher may close itself from its own callback', async () => {
+    const [a, b] = FdSocket.pair();
+    try {
+      let calls = 0;
+      await new Promise<void>((resolve) => {
+        const w = new native.FdWatcher(b.fd, () => {
+          calls++;
+          w.close();
+          setTimeout(resolve, 20); // a level-triggered watcher left open would fire again
+        });
+        w.start(1);
+        void a.send(enc.encode('x'));
+      });
+      expect(calls).toBe(1);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
   test('a child process receives a memfd over listen/connect and shares its pages', async () => {
     const sock = path.join(dir, 'cpr.sock');
     const listener = FdListener.listen(sock);

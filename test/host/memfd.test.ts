@@ -66,6 +66,20 @@ describe('MemfdMapping', () => {
     }
   });
 
+  test('fromFd maps part of a memfd (offset + length)', () => {
+    new Uint8Array(m.window())[4 * PAGE + 5] = 0x21;
+    const part = MemfdMapping.fromFd(m.fd, { offset: 4 * PAGE, length: 2 * PAGE });
+    try {
+      expect(part.size).toBe(2 * PAGE);
+      expect(part.offset).toBe(4 * PAGE);
+      expect(new Uint8Array(part.window())[5]).toBe(0x21);
+      part.punchHole(0, PAGE); // offsets are relative to the mapping: file page 4
+      expect(new Uint8Array(m.window())[4 * PAGE + 5]).toBe(0);
+    } finally {
+      part.close();
+    }
+  });
+
   test('a 4 GiB window is the largest one (sparse 5 GiB memfd)', () => {
     const big = MemfdMapping.create({ name: 'big', size: 5 * 2 ** 30 });
     try {
