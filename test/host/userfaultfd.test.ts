@@ -141,6 +141,42 @@ describe('Userfaultfd', () => {
     }
   });
 
+  test('three faults pending at once come in one read; COPY with DONTWAKE, then one WAKE', async () => {
+    const uffd = Userfaultfd.open(['THREAD_ID']);
+    const offsets = [2 * PAGE, 9 * PAGE + 1, 12 * PAGE + 2];
+    const workers = offsets.map((offset) => hostWorker(READER, { addr: m.addr, size: m.size, offset }));
+    let rescued = false;
+    try {
+      uffd.register(m.addr, m.size, ['missing']);
+      const tids = (await Promise.all(workers.map((w) => nextMessage<{ tid: number }>(w)))).map((r) => r.tid);
+      const replies = workers.map((w) => nextMessage<{ value: number }>(w));
+      workers.forEach((w) => w.postMessage('go'));
+      await sleep(100); // all three are now blocked in the kernel
+      const events = uffd.readEvents() as UffdPagefault[];
+      const byNumber = (a: number, b: number) => a - b;
+      const pageOf = (o: number) => m.addr + o - (o % PAGE);
+      expect(events.map((e) => e.address).sort(byNumber)).toEqual(offsets.map(pageOf).sort(byNumber));
+      expect(events.map((e) => e.tid).sort(byNumber)).toEqual([...tids].sort(byNumber));
+      for (const o of offsets) {
+        uffd.copy(pageOf(o), new Uint8Array(PAGE).fill((o % PAGE) + 1), PAGE, { dontWake: true });
+      }
+      let answered = 0;
+      replies.forEach((r) => r.then(() => answered++));
+      await sleep(50);
+      expect(answered).toBe(0); // placed but not woken
+      uffd.wake(m.addr, m.size);
+      const values = await withRescue(Promise.all(replies), 5000, () => {
+        rescued = true;
+        uffd.unregister(m.addr, m.size);
+      });
+      expect(rescued).toBe(false);
+      expect(values.map((v) => v.value)).toEqual([1, 2, 3]);
+    } finally {
+      uffd.close();
+      await Promise.all(workers.map((w) => w.terminate()));
+    }
+  });
+
   test('COPY from an address inside a live mapping (a staging block)', () => {
     const staging = MemfdMapping.create({ name: 'staging', size: 4 * PAGE });
     const uffd = Userfaultfd.open();
