@@ -46,6 +46,7 @@ async function faultRun(
   offset: number,
   resolve: (uffd: Userfaultfd, f: UffdPagefault) => void,
   write = false,
+  prepare: (uffd: Userfaultfd) => void = () => {},
 ): Promise<FaultRun> {
   const uffd = Userfaultfd.open(['THREAD_ID']);
   const w = hostWorker(READER, { addr: m.addr, size: m.size, offset, write });
@@ -56,6 +57,7 @@ async function faultRun(
   const ticker = setInterval(() => ticks++, 5);
   try {
     uffd.register(m.addr, m.size, [mode]);
+    prepare(uffd);
     uffd.onEvents((events) => {
       batches++;
       for (const e of events) {
@@ -139,6 +141,23 @@ describe('Userfaultfd', () => {
     } finally {
       alias.close();
     }
+  });
+
+  test('WP (synchronous): a write to a protected page faults; clearing protection wakes it', async () => {
+    new Uint8Array(m.window())[4 * PAGE] = 1; // present, so there is a PTE to protect
+    const r = await faultRun(
+      m,
+      'wp',
+      4 * PAGE + 16,
+      (u, f) => u.writeProtect(f.address, PAGE, false),
+      true,
+      (u) => u.writeProtect(m.addr + 4 * PAGE, PAGE, true),
+    );
+    expect(r.rescued).toBe(false);
+    expect(r.faults).toHaveLength(1);
+    expect(r.faults[0]).toMatchObject({ address: m.addr + 4 * PAGE, wp: true, write: true, tid: r.tid });
+    expect(r.waited).toBeGreaterThanOrEqual(45);
+    expect(new Uint8Array(m.window())[4 * PAGE + 16]).toBe(0xee);
   });
 
   test('three faults pending at once come in one read; COPY with DONTWAKE, then one WAKE', async () => {
