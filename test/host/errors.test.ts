@@ -3,10 +3,11 @@
  * crash: bad fds, misaligned or out-of-range addresses, double unmap, oversize windows, ranges
  * registered twice, and garbage arguments to every native function.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 
 import { HOST_PAGE_SIZE, HostError, MemfdMapping, Userfaultfd, native } from '../../lib/host';
-import { hostErrorOf } from './helpers';
+import { DIST_HOST, hostErrorOf } from './helpers';
 
 const PAGE = HOST_PAGE_SIZE;
 
@@ -156,5 +157,14 @@ describe('host errors', () => {
       }
     }
     expect(thrown).toBeGreaterThan(100);
+  });
+
+  test('the loader says what it tried when the addon cannot be loaded', () => {
+    const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(DIST_HOST)})`], {
+      env: { ...process.env, LIVEMIG_ADDON: '/nonexistent/livemig.node' },
+      encoding: 'utf8',
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('cannot load the native addon from LIVEMIG_ADDON=/nonexistent/livemig.node');
   });
 });
