@@ -1,0 +1,126 @@
+/**
+ * The native addon's whole surface, typed in one place (node-pty's native.d.ts pattern). The C++
+ * side (native/, one file per mechanism) wraps system calls and ioctls and nothing more: it
+ * takes numbers, strings and typed arrays, and every failure is thrown as a HostError carrying
+ * `errno`, `code` and `syscall`. Addresses and lengths are JS numbers (user addresses on x86-64
+ * are below 2^47, exact in a double). Wrappers with names and policy live beside this file.
+ */
+
+/** new HostError(message, errno, code, syscall): what the addon throws (see errors.ts). */
+export type NativeErrorClass = new (
+  message: string,
+  errno: number,
+  code: string,
+  syscall: string,
+) => Error;
+
+/** Result of UFFDIO_API: granted (or, for a probe, offered) features and the API ioctls. */
+export interface UffdApiResult {
+  features: number;
+  /** u64 ioctl mask; bit 63 is _UFFDIO_API, so it does not fit a double. */
+  ioctls: bigint;
+}
+
+/** One PAGEMAP_SCAN call: regions written to `out` and where the walk stopped. */
+export interface PagemapScanResult {
+  count: number;
+  walkEnd: number;
+}
+
+/** One recvmsg(2): payload length (0 = end of stream), passed fds, truncation flag. */
+export interface RecvMsgResult {
+  bytes: number;
+  fds: number[];
+  truncated: boolean;
+}
+
+/** uv_poll over one fd on the creating thread's loop. Close it before closing the fd. */
+export interface NativeFdWatcher {
+  /** Watch for UV_READABLE (1) | UV_WRITABLE (2); calling again replaces the interest set. */
+  start(events: number): void;
+  stop(): void;
+  close(): void;
+}
+
+export interface NativeFdWatcherClass {
+  new (fd: number, callback: (events: number, status: number) => void): NativeFdWatcher;
+}
+
+export interface NativeAddon {
+  /** Per environment (thread): errors are built with this class from now on. */
+  setErrorClass(cls: NativeErrorClass): void;
+
+  // ── memfd RAM (native/memfd.cc) ──────────────────────────────────────────────────────────
+  /** memfd_create(name, MFD_CLOEXEC [| MFD_HUGETLB]) + ftruncate(size) → fd. */
+  memfdCreate(name: string, size: number, hugetlb?: boolean): number;
+  /** fstat(fd).st_size. */
+  fdSize(fd: number): number;
+  /** mmap(length, RW, MAP_SHARED, fd, offset) → address; recorded as a live mapping. */
+  mapShared(fd: number, offset: number, length: number): number;
+  /** munmap of a live mapping by its start → its length; EINVAL when not live (double unmap). */
+  unmap(addr: number): number;
+  /** fallocate(fd, PUNCH_HOLE | KEEP_SIZE, offset, length). */
+  punchHole(fd: number, offset: number, length: number): void;
+  /** madvise(MADV_DONTNEED) inside a live mapping (EFAULT outside). */
+  dontNeed(addr: number, length: number): void;
+  /** madvise(MADV_POPULATE_WRITE) inside a live mapping. */
+  populateWrite(addr: number, length: number): void;
+  /** External ArrayBuffer over [addr+offset, +length), no finalizer. ERANGE > 4 GiB, EFAULT outside. */
+  window(addr: number, offset: number, length: number): ArrayBuffer;
+  /** The live mapping holding addr, or null. */
+  findMapping(addr: number): { start: number; length: number } | null;
+
+  // ── userfaultfd (native/userfaultfd.cc) ──────────────────────────────────────────────────
+  /** userfaultfd(flags | O_CLOEXEC | O_NONBLOCK), else /dev/userfaultfd → fd. */
+  uffdOpen(flags?: number): number;
+  /** UFFDIO_API with the requested features (once per fd). */
+  uffdApi(fd: number, features: number): UffdApiResult;
+  /** UFFDIO_API on a throwaway fd: what the kernel offers. */
+  uffdProbe(): UffdApiResult;
+  /** UFFDIO_REGISTER → the range's ioctl mask. Range must be inside a live mapping. */
+  uffdRegister(fd: number, addr: number, len: number, mode: number): bigint;
+  uffdUnregister(fd: number, addr: number, len: number): void;
+  /** UFFDIO_COPY from a typed array or from an address inside a live mapping → bytes copied. */
+  uffdCopy(fd: number, dst: number, src: ArrayBufferView | number, len: number, mode?: number): number;
+  uffdZeropage(fd: number, dst: number, len: number, mode?: number): number;
+  uffdContinue(fd: number, dst: number, len: number, mode?: number): number;
+  uffdWake(fd: number, addr: number, len: number): void;
+  uffdWriteProtect(fd: number, addr: number, len: number, mode: number): void;
+  /** read(2) of 32-byte uffd_msg records into buf → count; 0 when none pending. */
+  uffdRead(fd: number, buf: Uint8Array): number;
+  /** The calling thread's kernel tid (what UFFD_FEATURE_THREAD_ID reports). */
+  gettid(): number;
+
+  // ── readiness (native/fd-watcher.cc) ─────────────────────────────────────────────────────
+  FdWatcher: NativeFdWatcherClass;
+
+  // ── fd passing over unix sockets (native/fdpass.cc) ──────────────────────────────────────
+  /** socketpair(AF_UNIX, type) → [fd, fd]; type SOCK_STREAM (1) or SOCK_SEQPACKET (5). */
+  socketPair(type?: number): [number, number];
+  listen(path: string, type?: number, backlog?: number): number;
+  /** accept4 → fd, or -1 when no connection is pending. */
+  accept(fd: number): number;
+  connect(path: string, type?: number): number;
+  /** sendmsg with SCM_RIGHTS → bytes sent, or -1 when the socket is full. */
+  sendMsg(fd: number, payload: Uint8Array, fds?: number[]): number;
+  /** recvmsg → result, or null when nothing is pending. */
+  recvMsg(fd: number, buf: Uint8Array): RecvMsgResult | null;
+  shutdownWrite(fd: number): void;
+  close(fd: number): void;
+
+  // ── PAGEMAP_SCAN (native/pagemap.cc) ─────────────────────────────────────────────────────
+  pagemapOpen(): number;
+  /** Fills out with [start, end, categories] triples; see native/pagemap.cc. */
+  pagemapScan(
+    fd: number,
+    start: number,
+    end: number,
+    flags: number,
+    categoryMask: number,
+    categoryInverted: number,
+    categoryAnyofMask: number,
+    returnMask: number,
+    maxPages: number,
+    out: Float64Array,
+  ): PagemapScanResult;
+}
