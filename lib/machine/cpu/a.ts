@@ -116,8 +116,9 @@ export function execAtomic(h: Hart, m: Memory, insn: Insn, al: number, ah: numbe
       return result(m, v, v >> 31, ST_OK);
     }
     if (op === 'sc') {
-      // QEMU compares the sign-extended word with load_val; a load_val that is not a
-      // sign-extended word (left by LR.D) can never match.
+      // QEMU compares the sign-extended old word with the whole 64-bit load_val, so a
+      // load_val that is not a sign-extended word (left by LR.D) can never succeed. (QEMU 7.2
+      // would still store when the low words match; we fail without storing.)
       const expect = w[S.LOAD_VAL];
       if (w[S.LOAD_VAL + 1] !== expect >> 31 || Atomics.compareExchange(a, idx, expect, vl) !== expect) {
         return result(m, 1, 0, ST_OK);

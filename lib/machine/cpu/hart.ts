@@ -202,6 +202,8 @@ export class Hart {
   /** Execute a CSR or system instruction at the current pc. */
   sys(insn: Insn): void {
     execSystem(this, insn);
+    // mie, mstatus.MIE or the counters may have changed: sample the timer before the next block.
+    this.timerCheckAt = 0;
   }
 
   /** A store from a translated block hit a page with translated code (region 0, offset o). */

@@ -163,3 +163,34 @@ export function runProgram(body: (a: Asm) => void, opts: RigOptions = {}): Rig {
   if (exit.reason !== 'wfi') throw new Error(`program did not reach wfi: ${JSON.stringify(exit, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v))} pc=${rig.state.pc.toString(16)} mcause=${rig.state.mcause}`);
   return rig;
 }
+
+/** CSR numbers used by tests. */
+export const CSRN = {
+  mstatus: 0x300, misa: 0x301, mie: 0x304, mtvec: 0x305, mcounteren: 0x306, mcountinhibit: 0x320,
+  mscratch: 0x340, mepc: 0x341, mcause: 0x342, mtval: 0x343, mip: 0x344,
+  mcycle: 0xb00, minstret: 0xb02, cycle: 0xc00, time: 0xc01, instret: 0xc02,
+  mvendorid: 0xf11, marchid: 0xf12, mimpid: 0xf13, mhartid: 0xf14,
+};
+
+/**
+ * A program with a trap handler: mtvec → 'trap', where the hart executes `wfi` (mie is 0, so
+ * it halts). `trapped(rig)` tells whether the run ended in the handler.
+ */
+export function trapProgram(body: (a: Asm) => void, base = RAM_BASE): Asm {
+  const a = new Asm(base);
+  a.la(REG.t6, 'trap').i(enc.csrrw(0, CSRN.mtvec, REG.t6));
+  body(a);
+  a.i(enc.wfi());
+  a.label('trap').i(enc.wfi());
+  return a;
+}
+
+export function runTrap(body: (a: Asm) => void, opts: RigOptions = {}): { rig: Rig; asm: Asm; trapped: boolean } {
+  const rig = new Rig(opts);
+  const asm = trapProgram(body);
+  rig.load(asm);
+  const exit = rig.run(1_000_000);
+  if (exit.reason !== 'wfi') throw new Error(`expected to stop in wfi, got ${exit.reason}`);
+  const trapped = rig.state.pc === BigInt(asm.addr('trap') + 4);
+  return { rig, asm, trapped };
+}
