@@ -50,6 +50,8 @@ export class BlockBuilder {
   ended = false;
   /** The block contains a branch back to its own start (a loop inside the function). */
   loops = false;
+  /** The block has loads, stores or atomics (which may reach a device). */
+  memOps = false;
 
   constructor(
     readonly fast: FastPath,
@@ -131,9 +133,13 @@ export class BlockBuilder {
     const tl = lo32(target);
     const th = hi32(target);
     if (target === this.start) {
-      // A loop inside the block: keep going while another full pass fits under the limit.
+      // A loop inside the block: keep going while another full pass fits under the limit and
+      // nobody kicked the hart; a pass that touched a device goes back to the run loop, since
+      // the device may have changed interrupt lines or the timer (each pass is a block
+      // boundary, where lines are sampled).
       this.loops = true;
-      return `n += ${count}; if (n + ${count} <= lim) continue; ${WB_MARK}h.n = n; h.pcLo = ${tl}; h.pcHi = ${th}; return;`;
+      const mmio = this.memOps ? ' && M.mmioSeq === ms' : '';
+      return `n += ${count}; if (n + ${count} <= lim && WK[HID] === wk${mmio}) continue; ${WB_MARK}h.n = n; h.pcLo = ${tl}; h.pcHi = ${th}; return;`;
     }
     return this.exitCode(tl, th, count);
   }
@@ -146,6 +152,7 @@ export class BlockBuilder {
 
   /** Registers (lo, hi) of rs1 + sign-extended imm into (al, ah). */
   address(rs1: number, imm: number): void {
+    this.memOps = true;
     const immHi = imm < 0 ? -1 : 0;
     if (rs1 === 0) {
       this.emit(`al = ${imm | 0}; ah = ${immHi};`);
@@ -187,7 +194,7 @@ export class BlockBuilder {
     const body = this.body.join('\n').split(WB_MARK).join(wb);
     return [
       'return function block() {',
-      'const x = h.x; let n = h.n; const lim = h.limit;',
+      'const x = h.x; let n = h.n; const lim = h.limit; const wk = h.wake0; const ms = M.mmioSeq;',
       'let tl = 0, th = 0, al = 0, ah = 0, o = 0, v = 0;',
       regs.length ? `let ${decl.join(', ')};` : '',
       'for (;;) {',

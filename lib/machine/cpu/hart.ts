@@ -72,6 +72,8 @@ export class Hart {
   n = 0;
   /** Translated loops stop before passing this instruction count. */
   limit = 0;
+  /** The hart's wake word when this run started; a change means "return 'kick'". */
+  wake0 = 0;
   /** Trap-loop detection (trap.ts). */
   lastTrapAt = -1;
   trapStreak = 0;
@@ -112,6 +114,7 @@ export class Hart {
     const lines = this.env.lines;
     const hid = this.hartId;
     const wake0 = Atomics.load(lines.wake, hid);
+    this.wake0 = wake0;
     const w = this.w;
     let mmioSeen = this.mem.mmioSeq;
     let reason: ExitReason = 'budget';

@@ -35,7 +35,7 @@ export interface Block {
 
 const GENERATORS: Partial<Record<Mnemonic, Gen>> = { ...RV64I, ...M_EXT, ...A_EXT };
 
-const FACTORY_PARAMS = ['h', 'M', 'I8', 'U8', 'I16', 'U16', 'I32', 'F64', 'SF', 'SI', 'D', 'C', 'IS', 'MR', 'AT', 'FB'];
+const FACTORY_PARAMS = ['h', 'M', 'I8', 'U8', 'I16', 'U16', 'I32', 'F64', 'SF', 'SI', 'D', 'C', 'IS', 'MR', 'AT', 'FB', 'WK', 'HID'];
 
 /** The shared word FENCE does a locked operation on (any word works; it is only a barrier). */
 const FENCE_WORD = new Int32Array(new SharedArrayBuffer(4));
@@ -75,7 +75,7 @@ export class Translator {
       new Float64Array(win, 0, win.byteLength >>> 3),
       new Float64Array(scratch), new Int32Array(scratch),
       r0 ? r0.region.dirty : new Uint8Array(1), r0 ? r0.code : new Uint8Array(1),
-      null, MR, at, FENCE_WORD,
+      null, MR, at, FENCE_WORD, hart.env.lines.wake, hart.hartId,
     ];
   }
 
