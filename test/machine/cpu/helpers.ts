@@ -109,6 +109,8 @@ export class Rig {
     const off = at - this.ram[0].base;
     for (let i = 0; i < words.length; i++) this.view.setUint32(off + 4 * i, words[i], true);
     this.state.pc = BigInt(at);
+    // RAM changed behind the hart's back: tell it to drop translated code.
+    this.state.invalidate();
     return this;
   }
 
