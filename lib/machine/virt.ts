@@ -1,0 +1,373 @@
+/**
+ * The `virt` board: RAM blocks, devices, harts in worker threads, boot, run state.
+ * Memory map: see virt-devices.ts. Everything here runs on the main thread.
+ *
+ * Run states follow QEMU's RunState: prelaunch (built, -S) → running ⇄ paused; inmigrate
+ * while an incoming migration loads; postmigrate after a successful outgoing one; shutdown
+ * after the guest powered off.
+ */
+import { EventEmitter } from 'node:events';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { PAGE_SIZE, type MmioDevice } from './bus';
+import { fdtAddress, MROM_BASE, MROM_SIZE, resetVector } from './boot';
+import { HartState, cpuCommonVMState, cpuVMState } from './cpu';
+import { Effect, stderrGuestLogger, VMSTATE_CLINT, VMSTATE_PLIC, VMSTATE_UART, type Drainer, type HostClock } from './devices';
+import { EmulatorDirtyLog, KernelDirtyLog, type DirtyLog } from './dirty';
+import { loadKernel, type KernelBlob, type KernelImage } from './loader';
+import { resolveMachineType, type MachineType } from './machine-types';
+import { RamBlock } from './ram';
+import { buildVirtDevices, createVirtShares, UART0_IRQ, type VirtDevices, type VirtShares } from './virt-devices';
+import { virtFdt } from './virt-fdt';
+import {
+  CTL_RUN,
+  CTL_STATE,
+  CTL_THROTTLE,
+  CTL_TID,
+  newControlBlock,
+  RUN_EXIT,
+  RUN_GO,
+  RUN_PARK,
+  STATE_EXITED,
+  STATE_HALTED,
+  STATE_PARKED,
+} from './vcpu-control';
+import type { VcpuWorkerData } from './vcpu-worker';
+
+export const RAM_BASE = 0x8000_0000;
+export const RAM_BLOCK_NAME = 'riscv_virt_board.ram';
+export const MROM_BLOCK_NAME = 'riscv_virt_board.mrom';
+export const MIN_RAM = 16 * 2 ** 20;
+export const MAX_RAM = 64 * 2 ** 30;
+export const VIRT_ISA = 'rv64ima_zicsr_zifencei';
+
+export type RunState = 'prelaunch' | 'running' | 'paused' | 'inmigrate' | 'postmigrate' | 'finish-migrate' | 'shutdown' | 'internal-error';
+
+export interface MachineOptions {
+  type?: string;
+  memSize: number;
+  smp?: number;
+  /** Kernel image bytes (ELF or raw). */
+  kernel?: Uint8Array;
+  append?: string;
+  /** RAM backing: an anonymous memfd (default), a file, or an fd handed over (cpr-transfer). */
+  memPath?: string;
+  memFd?: number;
+  hugetlb?: boolean;
+  memPrealloc?: boolean;
+  /** Kernel-assisted dirty tracking (userfaultfd WP + PAGEMAP_SCAN) instead of the harts' map. */
+  kernelDirtyLog?: boolean;
+  clock?: HostClock;
+  /** Log guest errors (bad device accesses) to stderr, like QEMU's -d guest_errors. */
+  guestErrors?: boolean;
+}
+
+export interface MachineEvents {
+  /** Bytes the guest wrote to its UART. */
+  serial: (bytes: Uint8Array) => void;
+  /** The guest powered off (sifive_test): exit status. */
+  shutdown: (status: number) => void;
+  reset: () => void;
+  stop: () => void;
+  resume: () => void;
+  'trap-loop': (hart: number, info: unknown) => void;
+}
+
+export class VirtMachine extends EventEmitter {
+  readonly type: MachineType;
+  readonly harts: number;
+  readonly ram: RamBlock;
+  readonly mrom: RamBlock;
+  readonly devices: VirtDevices;
+  readonly hartStates: HartState[];
+  private readonly shares: VirtShares;
+  private readonly ctl: Int32Array[];
+  private workers: Worker[] = [];
+  private drainer: Drainer | null = null;
+  private serialPending: number[] = [];
+  private kernel: KernelImage | null = null;
+  private fdtBlob: Buffer | null = null;
+  private state: RunState = 'prelaunch';
+  private destroyed = false;
+
+  private constructor(readonly opts: MachineOptions) {
+    super();
+    this.type = resolveMachineType(opts.type ?? 'virt');
+    this.harts = opts.smp ?? 1;
+    if (opts.memSize < MIN_RAM || opts.memSize > MAX_RAM || opts.memSize % PAGE_SIZE) {
+      throw new RangeError(`RAM size ${opts.memSize} must be a multiple of 4 KiB between 16 MiB and 64 GiB`);
+    }
+    this.ram = RamBlock.create({
+      name: RAM_BLOCK_NAME,
+      base: RAM_BASE,
+      size: opts.memSize,
+      memPath: opts.memPath,
+      fd: opts.memFd,
+      hugetlb: opts.hugetlb,
+    });
+    this.mrom = RamBlock.create({ name: MROM_BLOCK_NAME, base: MROM_BASE, size: MROM_SIZE, readonly: true });
+    if (opts.memPrealloc) this.ram.prealloc();
+    this.shares = createVirtShares(this.harts, this.type.compat.clint);
+    this.devices = buildVirtDevices(this.shares, { clock: opts.clock, log: opts.guestErrors ? stderrGuestLogger : undefined });
+    this.hartStates = [];
+    this.ctl = [];
+    for (let h = 0; h < this.harts; h++) {
+      this.hartStates.push(HartState.create(h, { resetVector: BigInt(MROM_BASE), lines: this.devices.lines }));
+      this.ctl.push(newControlBlock());
+    }
+  }
+
+  /** Build the board, load the kernel, and start the vCPU threads (parked). */
+  static async create(opts: MachineOptions): Promise<VirtMachine> {
+    const m = new VirtMachine(opts);
+    try {
+      if (opts.kernel) m.kernel = loadKernel(opts.kernel, RAM_BASE);
+      m.loadRoms();
+      await m.spawnWorkers();
+      m.drainer = m.devices.effects.startDrain((kind, value) => m.onEffect(kind, value));
+      return m;
+    } catch (e) {
+      await m.destroy();
+      throw e;
+    }
+  }
+
+  get runState(): RunState {
+    return this.state;
+  }
+
+  set runState(s: RunState) {
+    this.state = s;
+  }
+
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
+  get ramBlocks(): RamBlock[] {
+    return [this.ram, this.mrom];
+  }
+
+  get mmio(): readonly MmioDevice[] {
+    return this.devices.mmio;
+  }
+
+  /** Kernel thread ids of the vCPU workers (for userfaultfd fault → vCPU mapping). */
+  get vcpuThreadIds(): number[] {
+    return this.ctl.map((c) => Atomics.load(c, CTL_TID));
+  }
+
+  makeDirtyLog(block: RamBlock): DirtyLog {
+    return this.opts.kernelDirtyLog ? new KernelDirtyLog(block) : new EmulatorDirtyLog(block);
+  }
+
+  /** Copy the boot images into memory: kernel segments, device tree, reset vector. QEMU keeps
+   * these as ROM blobs and copies them again on every reset. */
+  private loadRoms(): void {
+    const fdt = virtFdt({
+      ramBase: RAM_BASE,
+      ramSize: this.ram.size,
+      harts: this.harts,
+      bootargs: this.opts.append,
+      uart: { base: this.devices.uart.base, size: 0x100, irq: UART0_IRQ, clockHz: 3686400 },
+      test: { base: this.devices.test.base, size: this.devices.test.size },
+      clint: { base: this.devices.clint.base, size: this.devices.clint.size },
+      plic: { base: this.devices.plic.base, size: this.devices.plic.size, sources: this.devices.plic.numSources },
+      isa: VIRT_ISA,
+    });
+    this.fdtBlob = fdt;
+    const fdtAddr = fdtAddress(RAM_BASE, this.ram.size, fdt.length);
+    const blobs: KernelBlob[] = [...(this.kernel?.blobs ?? []), { addr: fdtAddr, data: fdt, memSize: fdt.length }];
+    for (const b of blobs) this.writePhys(b.addr, b.data, b.memSize);
+    const entry = this.kernel ? this.kernel.entry : RAM_BASE;
+    const vec = resetVector(entry, fdtAddr);
+    this.mrom.write(0, vec);
+  }
+
+  /** Host write of guest-physical memory (boot images). Only before the guest runs. */
+  writePhys(addr: number, data: Uint8Array, memSize = data.length): void {
+    const block = this.ramBlocks.find((b) => b.contains(addr, memSize));
+    if (!block) throw new RangeError(`image at 0x${addr.toString(16)} (+${memSize}) is outside RAM`);
+    block.write(addr - block.base, data);
+    if (memSize > data.length) block.fill(addr - block.base + data.length, memSize - data.length, 0);
+  }
+
+  /** Host read of guest-physical memory (pmemsave, tests). */
+  readPhys(addr: number, length: number): Uint8Array {
+    const block = this.ramBlocks.find((b) => b.contains(addr, length));
+    if (!block) throw new RangeError(`[0x${addr.toString(16)}, +${length}) is not RAM`);
+    return block.read(addr - block.base, length);
+  }
+
+  private static workerPath(): string {
+    // Under ts-jest this module is loaded from lib/; the worker always runs compiled code.
+    if (__filename.endsWith('.ts')) return path.resolve(__dirname, '../../dist/lib/machine/vcpu-worker.js');
+    return path.join(__dirname, 'vcpu-worker.js');
+  }
+
+  private async spawnWorkers(): Promise<void> {
+    const script = VirtMachine.workerPath();
+    for (let h = 0; h < this.harts; h++) {
+      const data: VcpuWorkerData = {
+        hartId: h,
+        ctl: this.ctl[h].buffer as SharedArrayBuffer,
+        state: this.hartStates[h].buffer,
+        ram: this.ramBlocks.map((b) => b.share()),
+        devices: this.shares,
+        guestErrors: !!this.opts.guestErrors,
+      };
+      const w = new Worker(script, { workerData: data, name: `vcpu${h}` });
+      w.on('message', (msg) => this.onWorkerMessage(msg));
+      w.on('error', (err) => {
+        this.state = 'internal-error';
+        this.emit('error', err);
+      });
+      this.workers.push(w);
+    }
+    await Promise.all(this.ctl.map((c) => this.waitParked(c)));
+  }
+
+  private onWorkerMessage(msg: { type: string; hart: number; info?: unknown; device?: string; message?: string }): void {
+    if (msg.type === 'trap-loop') {
+      process.stderr.write(`livemig: hart ${msg.hart} stopped in a guest trap loop: ${JSON.stringify(msg.info, (_k, v) => (typeof v === 'bigint' ? '0x' + v.toString(16) : v))}\n`);
+      this.emit('trap-loop', msg.hart, msg.info);
+    } else if (msg.type === 'guest-error') {
+      process.stderr.write(`${msg.device}: ${msg.message}\n`);
+    }
+  }
+
+  private onEffect(kind: number, value: number): void {
+    switch (kind) {
+      case Effect.UART_TX:
+        if (this.serialPending.length === 0) queueMicrotask(() => this.flushSerial());
+        this.serialPending.push(value & 0xff);
+        break;
+      case Effect.UART_RX_READY:
+        this.devices.uart.rxReady();
+        break;
+      case Effect.POWER_OFF:
+        this.flushSerial();
+        void this.powerOff(value);
+        break;
+      case Effect.RESET:
+        this.flushSerial();
+        void this.reset();
+        break;
+    }
+  }
+
+  private flushSerial(): void {
+    if (this.serialPending.length === 0) return;
+    const bytes = Uint8Array.from(this.serialPending);
+    this.serialPending = [];
+    this.emit('serial', bytes);
+  }
+
+  private async powerOff(status: number): Promise<void> {
+    await this.parkAll();
+    this.devices.clint.pauseTime();
+    this.state = 'shutdown';
+    this.emit('shutdown', status);
+  }
+
+  /** Resolves once every vCPU is parked (or halted by a trap loop, or gone). */
+  private async waitParked(c: Int32Array): Promise<void> {
+    for (;;) {
+      const s = Atomics.load(c, CTL_STATE);
+      if (s === STATE_PARKED || s === STATE_HALTED || s === STATE_EXITED) return;
+      const r = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, t?: number): { value: Promise<string> | string } }).waitAsync(c, CTL_STATE, s, 1000);
+      if (typeof r.value !== 'string') await r.value;
+    }
+  }
+
+  private async parkAll(): Promise<void> {
+    for (let h = 0; h < this.harts; h++) {
+      Atomics.store(this.ctl[h], CTL_RUN, RUN_PARK);
+      this.devices.lines.kick(h);
+    }
+    await Promise.all(this.ctl.map((c) => this.waitParked(c)));
+  }
+
+  private releaseAll(): void {
+    for (let h = 0; h < this.harts; h++) {
+      Atomics.store(this.ctl[h], CTL_RUN, RUN_GO);
+      Atomics.notify(this.ctl[h], CTL_RUN);
+    }
+  }
+
+  /** Stop the guest: every vCPU parked, guest time frozen (QEMU vm_stop). */
+  async stop(next: RunState = 'paused'): Promise<void> {
+    const wasRunning = this.state === 'running';
+    await this.parkAll();
+    this.devices.clint.pauseTime();
+    this.state = next;
+    if (wasRunning) this.emit('stop');
+  }
+
+  /** Run the guest (QEMU vm_start): time resumes where it stopped, vCPUs released. */
+  cont(): void {
+    if (this.state === 'running' || this.destroyed) return;
+    this.devices.clint.resumeTime();
+    this.state = 'running';
+    this.releaseAll();
+    this.emit('resume');
+  }
+
+  /** System reset (QEMU qemu_system_reset): devices and harts to their reset state, boot
+   * images copied in again; keeps running if it was. */
+  async reset(): Promise<void> {
+    const was = this.state;
+    await this.parkAll();
+    this.devices.clint.pauseTime();
+    this.devices.uart.reset();
+    this.devices.plic.reset();
+    this.devices.clint.reset();
+    for (let h = 0; h < this.harts; h++) this.hartStates[h].reset(h, BigInt(MROM_BASE));
+    this.loadRoms();
+    this.emit('reset');
+    if (was === 'running' || was === 'shutdown') {
+      this.state = 'paused';
+      this.cont();
+    }
+  }
+
+  /** auto-converge: each vCPU sleeps `pct`% of the time (0 = off). */
+  setThrottle(pct: number): void {
+    for (const c of this.ctl) Atomics.store(c, CTL_THROTTLE, Math.max(0, Math.min(99, Math.round(pct))));
+  }
+
+  /** Feed bytes to the UART's receive side (stdin, a socket). */
+  serialInput(bytes: Uint8Array): void {
+    this.devices.uart.input(bytes);
+  }
+
+  /** The per-hart and per-device VMState sections, named and ordered as QEMU's virt. */
+  vmstateSections(): { idstr: string; instanceId: number; vmsd: typeof cpuVMState | typeof VMSTATE_CLINT | any; opaque: unknown }[] {
+    const out: { idstr: string; instanceId: number; vmsd: any; opaque: unknown }[] = [];
+    for (let h = 0; h < this.harts; h++) {
+      out.push({ idstr: 'cpu_common', instanceId: h, vmsd: cpuCommonVMState, opaque: this.hartStates[h] });
+      out.push({ idstr: 'cpu', instanceId: h, vmsd: cpuVMState, opaque: this.hartStates[h] });
+    }
+    out.push({ idstr: 'riscv_mtimer', instanceId: 0, vmsd: VMSTATE_CLINT, opaque: this.devices.clint });
+    out.push({ idstr: 'riscv_sifive_plic', instanceId: 0, vmsd: VMSTATE_PLIC, opaque: this.devices.plic });
+    out.push({ idstr: 'serial', instanceId: 0, vmsd: VMSTATE_UART, opaque: this.devices.uart });
+    return out;
+  }
+
+  /** Stop the threads and release memory. The machine is unusable afterwards. */
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (let h = 0; h < this.ctl.length; h++) {
+      Atomics.store(this.ctl[h], CTL_RUN, RUN_EXIT);
+      Atomics.notify(this.ctl[h], CTL_RUN);
+      this.devices?.lines.kick(h);
+    }
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers = [];
+    this.drainer?.stop();
+    this.devices?.uart.disarmRxTimeout();
+    this.ram?.close();
+    this.mrom?.close();
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * Reading QEMU's savevm stream (migration/savevm.c qemu_loadvm_state). The stream is hostile
+ * until proven otherwise: sections are looked up by (idstr, instance_id), versions checked
+ * against what we accept, every footer checked against its header, every command's length
+ * checked, and every failure names the section, field and stream offset.
+ *
+ * Layout: see savevm.ts.
+ */
+import { StreamError, type QemuFileReader } from '../stream';
+import { VMStateError, vmstateLoad } from '../vmstate';
+import { VMSTATE_CONFIGURATION, type ConfigurationState } from './configuration';
+import { MigrationError, type MigrationErrorCode } from './errors';
+import type { SectionEntry, SectionRegistry } from './registry';
+import {
+  MIG_CMD,
+  MIG_CMD_LEN,
+  MIG_CMD_NAMES,
+  QEMU_VM_COMMAND,
+  QEMU_VM_CONFIGURATION,
+  QEMU_VM_EOF,
+  QEMU_VM_FILE_MAGIC,
+  QEMU_VM_FILE_VERSION,
+  QEMU_VM_FILE_VERSION_COMPAT,
+  QEMU_VM_SECTION_END,
+  QEMU_VM_SECTION_FOOTER,
+  QEMU_VM_SECTION_FULL,
+  QEMU_VM_SECTION_PART,
+  QEMU_VM_SECTION_START,
+  QEMU_VM_VMDESCRIPTION,
+  SECTION_TYPE_NAMES,
+} from './wire';
+
+/** A command arrived (after its length was checked); the payload is `len` bytes. */
+export type CommandHandler = (cmd: number, payload: Uint8Array, position: number) => Promise<void> | void;
+
+export interface LoadVmOptions {
+  /** Commands other than the ones LoadVm handles itself. Unhandled ones fail the load. */
+  onCommand?: CommandHandler;
+  /** Called after each section loads (progress, tests). */
+  onSection?: (e: SectionEntry, type: number) => void;
+}
+
+/** Where a failure points: translate lower layers' errors into MigrationError. */
+export function asMigrationError(e: unknown, section?: string, position?: number): MigrationError {
+  if (e instanceof MigrationError) return e;
+  if (e instanceof VMStateError) {
+    const inner = e.cause;
+    if (inner instanceof MigrationError) return inner;
+    const code: MigrationErrorCode = e.code === 'EVMSTATE_TRUNCATED' ? 'EMIG_TRUNCATED' : e.code === 'EVMSTATE_VERSION' ? 'EMIG_VERSION' : 'EMIG_DEVICE';
+    return new MigrationError(code, e.detail, { section: e.idstr ?? e.section, field: e.field || undefined, position: e.position, cause: e });
+  }
+  if (e instanceof StreamError) {
+    const code: MigrationErrorCode = e.code === 'ESTREAM_EOF' ? 'EMIG_TRUNCATED' : e.code === 'ESTREAM_LIMIT' ? 'EMIG_LIMIT' : 'EMIG_PEER';
+    return new MigrationError(code, e.message, { section, position: e.position, cause: e });
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  return new MigrationError('EMIG_DEVICE', msg, { section, position, cause: e });
+}
+
+export class LoadVm {
+  /** Sender's section id → our entry, learned from START/FULL headers. */
+  private readonly byId = new Map<number, SectionEntry>();
+  private sawEof = false;
+
+  constructor(
+    readonly f: QemuFileReader,
+    readonly registry: SectionRegistry,
+    readonly config: ConfigurationState,
+    readonly opts: LoadVmOptions = {},
+  ) {}
+
+  /** Reads `n` bytes' worth of buffering or fails naming what was being read. */
+  async need(n: number, what: string, section?: string): Promise<void> {
+    if (this.f.has(n)) return;
+    if (await this.f.ensure(n)) return;
+    const err = this.f.error;
+    if (err && !(err instanceof StreamError && err.code === 'ESTREAM_EOF')) throw asMigrationError(err, section, this.f.position);
+    throw new MigrationError('EMIG_TRUNCATED', `stream ended while reading ${what}`, { section, position: this.f.position });
+  }
+
+  /** Magic, version and the configuration section. */
+  async loadHeader(): Promise<void> {
+    const f = this.f;
+    await this.need(8, 'the file header');
+    const pos = f.position;
+    const magic = f.getBe32();
+    if (magic !== QEMU_VM_FILE_MAGIC) {
+      throw new MigrationError('EMIG_HEADER', `bad magic 0x${magic.toString(16)} (expected 0x5145564d "QEVM")`, { field: 'magic', position: pos });
+    }
+    const version = f.getBe32();
+    if (version === QEMU_VM_FILE_VERSION_COMPAT) {
+      throw new MigrationError('EMIG_HEADER', 'SaveVM v2 format is obsolete and no longer supported', { field: 'version', position: pos + 4 });
+    }
+    if (version !== QEMU_VM_FILE_VERSION) {
+      throw new MigrationError('EMIG_HEADER', `unsupported migration stream version ${version}`, { field: 'version', position: pos + 4 });
+    }
+    await this.need(1, 'the configuration section');
+    const at = f.position;
+    if (f.getU8() !== QEMU_VM_CONFIGURATION) {
+      throw new MigrationError('EMIG_CONFIG', 'Configuration section missing', { section: 'configuration', position: at });
+    }
+    try {
+      await vmstateLoad(f, VMSTATE_CONFIGURATION, this.config, 1, { idstr: 'configuration' });
+    } catch (e) {
+      throw asMigrationError(e, 'configuration', f.position);
+    }
+  }
+
+  /** Sections and commands until EOF. Resolves once EOF was read. */
+  async loadMain(): Promise<void> {
+    const f = this.f;
+    while (!this.sawEof) {
+      await this.need(1, 'a section type');
+      const at = f.position;
+      const type = f.getU8();
+      switch (type) {
+        case QEMU_VM_SECTION_START:
+        case QEMU_VM_SECTION_FULL:
+          await this.loadSectionFull(type, at);
+          break;
+        case QEMU_VM_SECTION_PART:
+        case QEMU_VM_SECTION_END:
+          await this.loadSectionPart(type, at);
+          break;
+        case QEMU_VM_COMMAND:
+          await this.loadCommand(at);
+          break;
+        case QEMU_VM_EOF:
+          this.sawEof = true;
+          break;
+        default:
+          throw new MigrationError('EMIG_SECTION_TYPE', `unknown savevm section type ${type}`, { position: at });
+      }
+    }
+  }
+
+  /** After EOF: one byte; 0x06 → be32 length and that many bytes of JSON, returned.
+   * Anything else (or nothing) is tolerated, as QEMU only logs it. */
+  async readVmdesc(maxLen: number): Promise<Uint8Array | null> {
+    const f = this.f;
+    if (!(await f.fill(1))) return null;
+    if (f.peekU8(0) !== QEMU_VM_VMDESCRIPTION) return null;
+    f.getU8();
+    await this.need(4, 'the vmdesc length');
+    const len = f.getBe32();
+    if (len > maxLen) throw new MigrationError('EMIG_LIMIT', `vmdesc of ${len} bytes exceeds ${maxLen}`, { position: f.position - 4 });
+    const out = new Uint8Array(len);
+    if (!(await f.readInto(out))) throw new MigrationError('EMIG_TRUNCATED', 'stream ended inside the vmdesc', { position: f.position });
+    return out;
+  }
+
+  private async loadSectionFull(type: number, at: number): Promise<void> {
+    const f = this.f;
+    await this.need(5, `the ${SECTION_TYPE_NAMES[type]} header`);
+    const sectionId = f.getBe32();
+    const len = f.getU8();
+    await this.need(len + 8, `the ${SECTION_TYPE_NAMES[type]} header`);
+    const idstr = Buffer.from(f.getBytes(len)).toString('latin1');
+    const instanceId = f.getBe32();
+    const versionId = f.getBe32();
+    const e = this.registry.find(idstr, instanceId);
+    if (!e) {
+      throw new MigrationError('EMIG_SECTION_UNKNOWN', `Unknown savevm section or instance '${idstr}' ${instanceId}. Make sure that your current VM setup matches your saved VM setup, including any hotplugged devices`, {
+        section: idstr,
+        position: at,
+      });
+    }
+    if (versionId > e.versionId) {
+      throw new MigrationError('EMIG_VERSION', `unsupported version ${versionId} for '${idstr}' v${e.versionId}`, { section: idstr, field: 'version_id', position: at });
+    }
+    if (type === QEMU_VM_SECTION_START && !e.live) {
+      throw new MigrationError('EMIG_SECTION_TYPE', `START section for non-iterative '${idstr}'`, { section: idstr, position: at });
+    }
+    this.byId.set(sectionId, e);
+    await this.loadBody(e, type, versionId);
+    await this.checkFooter(e, sectionId);
+    this.opts.onSection?.(e, type);
+  }
+
+  private async loadSectionPart(type: number, at: number): Promise<void> {
+    await this.need(4, `the ${SECTION_TYPE_NAMES[type]} header`);
+    const sectionId = this.f.getBe32();
+    const e = this.byId.get(sectionId);
+    if (!e) throw new MigrationError('EMIG_SECTION_UNKNOWN', `unknown section id ${sectionId} in ${SECTION_TYPE_NAMES[type]}`, { position: at });
+    if (!e.live) throw new MigrationError('EMIG_SECTION_TYPE', `${SECTION_TYPE_NAMES[type]} for non-iterative '${e.idstr}'`, { section: e.idstr, position: at });
+    await this.loadBody(e, type, e.versionId);
+    await this.checkFooter(e, sectionId);
+    this.opts.onSection?.(e, type);
+  }
+
+  private async loadBody(e: SectionEntry, type: number, versionId: number): Promise<void> {
+    try {
+      if (e.live) await e.live.loadState(this.f, versionId, type);
+      else await vmstateLoad(this.f, e.vmsd!, e.opaque, versionId, { idstr: e.idstr });
+    } catch (err) {
+      throw asMigrationError(err, e.idstr, this.f.position);
+    }
+    if (this.f.error) throw asMigrationError(this.f.error, e.idstr, this.f.position);
+  }
+
+  private async checkFooter(e: SectionEntry, sectionId: number): Promise<void> {
+    await this.need(5, 'a section footer', e.idstr);
+    const at = this.f.position;
+    const marker = this.f.getU8();
+    const id = this.f.getBe32();
+    if (marker !== QEMU_VM_SECTION_FOOTER || id !== sectionId) {
+      throw new MigrationError('EMIG_FOOTER', marker !== QEMU_VM_SECTION_FOOTER ? `missing section footer (read 0x${marker.toString(16)})` : `footer for section ${id}, expected ${sectionId}`, {
+        section: e.idstr,
+        field: 'footer',
+        position: at,
+      });
+    }
+  }
+
+  private async loadCommand(at: number): Promise<void> {
+    const f = this.f;
+    await this.need(4, 'a command header');
+    const cmd = f.getBe16();
+    const len = f.getBe16();
+    const name = MIG_CMD_NAMES[cmd] ?? String(cmd);
+    if (cmd === MIG_CMD.INVALID || cmd >= MIG_CMD.MAX) {
+      throw new MigrationError('EMIG_COMMAND', `Invalid command ${cmd}`, { section: 'command', position: at });
+    }
+    const fixed = MIG_CMD_LEN[cmd];
+    if (fixed !== undefined && fixed >= 0 && len !== fixed) {
+      throw new MigrationError('EMIG_COMMAND', `command ${name} received with bad length ${len} (expected ${fixed})`, { section: 'command', field: name, position: at });
+    }
+    await this.need(len, `the ${name} payload`);
+    const payload = new Uint8Array(f.getBytes(len));
+    if (cmd === MIG_CMD.SWITCHOVER_START) return; // nothing of ours waits for it
+    if (!this.opts.onCommand) {
+      throw new MigrationError('EMIG_COMMAND', `command ${name} not supported here`, { section: 'command', field: name, position: at });
+    }
+    await this.opts.onCommand(cmd, payload, at);
+  }
+}

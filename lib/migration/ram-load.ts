@@ -1,0 +1,181 @@
+/**
+ * Loading the `ram` section (QEMU migration/ram.c ram_load_precopy). Record layout: see
+ * ram-save.ts. Every record is checked before it touches memory: the flag combination, the
+ * block name, CONTINUE only after a named block, the offset inside the block, the zero-page fill
+ * byte, and the block list's total. Page bytes go straight from the reader's chunk into guest
+ * RAM (one native memcpy, no per-page objects); while whole records are buffered the loop runs
+ * without awaiting.
+ */
+import { PAGE_SIZE, WINDOW_SIZE } from '../machine/bus';
+import type { RamBlock } from '../machine/ram';
+import type { QemuFileReader, QemuFileWriter } from '../stream';
+import { COUNTED_STRING_MAX } from '../stream';
+import { MigrationError } from './errors';
+import type { LiveHandler } from './registry';
+import { isZeroPage } from './ram-save';
+import { RAM_SAVE_FLAG, RAM_SECTION_VERSION, QEMU_VM_SECTION_START } from './wire';
+
+const PAGES_PER_WINDOW = WINDOW_SIZE / PAGE_SIZE;
+const FLAG_MASK = PAGE_SIZE - 1;
+/** Header, counted idstr and a page: enough to parse any record synchronously. */
+const MAX_RECORD = 8 + 1 + COUNTED_STRING_MAX + PAGE_SIZE;
+
+interface LoadBlock {
+  readonly block: RamBlock;
+  readonly bytes: Uint8Array[];
+  readonly words32: Int32Array[];
+}
+
+export interface RamLoadCounters {
+  normal: number;
+  duplicate: number;
+}
+
+export class RamLoader implements LiveHandler {
+  readonly counters: RamLoadCounters = { normal: 0, duplicate: 0 };
+  private readonly byName = new Map<string, LoadBlock>();
+  private last: LoadBlock | null = null;
+  /** Whether the block list (START) has been received. */
+  blockListSeen = false;
+
+  constructor(readonly blocks: readonly RamBlock[]) {
+    for (const block of blocks) {
+      this.byName.set(block.name, {
+        block,
+        bytes: block.windows.map((w) => new Uint8Array(w)),
+        words32: block.windows.map((w) => new Int32Array(w)),
+      });
+    }
+  }
+
+  async loadState(f: QemuFileReader, versionId: number, sectionType: number): Promise<void> {
+    if (versionId !== RAM_SECTION_VERSION) {
+      throw new MigrationError('EMIG_VERSION', `Unsupported RAM section version ${versionId} (need ${RAM_SECTION_VERSION})`, {
+        section: 'ram',
+        position: f.position,
+      });
+    }
+    if (sectionType !== QEMU_VM_SECTION_START && !this.blockListSeen) {
+      throw new MigrationError('EMIG_RAM', 'RAM pages before the block list', { section: 'ram', position: f.position });
+    }
+    for (;;) {
+      if (!f.has(MAX_RECORD)) await f.fill(MAX_RECORD);
+      if (!f.has(8)) return this.truncated(f, 'a RAM record header');
+      const at = f.position;
+      const hi = f.getBe32();
+      const lo = f.getBe32();
+      const flags = lo & FLAG_MASK;
+      const addr = hi * 2 ** 32 + (lo - flags);
+      const kind = flags & ~RAM_SAVE_FLAG.CONTINUE;
+      switch (kind) {
+        case RAM_SAVE_FLAG.EOS:
+          if (flags & RAM_SAVE_FLAG.CONTINUE) return this.badFlags(flags, at);
+          return;
+        case RAM_SAVE_FLAG.MEM_SIZE:
+          if (flags & RAM_SAVE_FLAG.CONTINUE) return this.badFlags(flags, at);
+          await this.loadBlockList(f, addr, at);
+          break;
+        case RAM_SAVE_FLAG.ZERO:
+        case RAM_SAVE_FLAG.PAGE: {
+          const b = await this.recordBlock(f, flags, at);
+          if (addr + PAGE_SIZE > b.block.size) {
+            throw new MigrationError('EMIG_RAM', `Illegal RAM offset 0x${addr.toString(16)} in block '${b.block.name}' (size 0x${b.block.size.toString(16)})`, {
+              section: 'ram',
+              field: b.block.name,
+              position: at,
+            });
+          }
+          if (kind === RAM_SAVE_FLAG.ZERO) await this.zeroPage(f, b, addr, at);
+          else await this.page(f, b, addr);
+          break;
+        }
+        default:
+          return this.badFlags(flags, at);
+      }
+    }
+  }
+
+  private async loadBlockList(f: QemuFileReader, total: number, at: number): Promise<void> {
+    let left = total;
+    const seen = new Set<string>();
+    while (left > 0) {
+      const name = await f.readCounted();
+      if (name === null) return this.truncated(f, 'a RAM block name');
+      if (!(await f.ensure(8))) return this.truncated(f, `the length of RAM block '${name}'`);
+      const len = f.getBe64Number();
+      const b = this.byName.get(name);
+      if (!b) {
+        throw new MigrationError('EMIG_RAM', `Unknown ramblock "${name}", cannot accept migration`, { section: 'ram', field: name, position: at });
+      }
+      if (seen.has(name)) throw new MigrationError('EMIG_RAM', `RAM block '${name}' listed twice`, { section: 'ram', field: name, position: at });
+      seen.add(name);
+      if (len !== b.block.size) {
+        throw new MigrationError('EMIG_RAM', `Length mismatch: ${name}: 0x${len.toString(16)} in != 0x${b.block.size.toString(16)}`, {
+          section: 'ram',
+          field: name,
+          position: at,
+        });
+      }
+      if (len > left) {
+        throw new MigrationError('EMIG_RAM', `RAM block list overruns its total 0x${total.toString(16)}`, { section: 'ram', field: name, position: at });
+      }
+      left -= len;
+    }
+    this.blockListSeen = true;
+  }
+
+  private async recordBlock(f: QemuFileReader, flags: number, at: number): Promise<LoadBlock> {
+    if (flags & RAM_SAVE_FLAG.CONTINUE) {
+      if (!this.last) throw new MigrationError('EMIG_RAM', 'CONTINUE record without a previous block', { section: 'ram', position: at });
+      return this.last;
+    }
+    const name = f.has(1) && f.has(1 + f.peekU8(0)) ? f.getCounted() : await f.readCounted();
+    if (name === null) return this.truncated(f, 'a RAM block name');
+    const b = this.byName.get(name);
+    if (!b) throw new MigrationError('EMIG_RAM', `Unknown ramblock "${name}", cannot accept migration`, { section: 'ram', field: name, position: at });
+    this.last = b;
+    return b;
+  }
+
+  private async zeroPage(f: QemuFileReader, b: LoadBlock, addr: number, at: number): Promise<void> {
+    if (!f.has(1) && !(await f.ensure(1))) return this.truncated(f, 'a zero-page fill byte');
+    const fill = f.getU8();
+    if (fill !== 0) throw new MigrationError('EMIG_RAM', `Found a zero page with value ${fill}`, { section: 'ram', field: b.block.name, position: at });
+    const page = addr / PAGE_SIZE;
+    const w = Math.floor(page / PAGES_PER_WINDOW);
+    const inWin = page - w * PAGES_PER_WINDOW;
+    // Only write when needed: a fresh destination page is already zero, and writing would
+    // allocate it (QEMU's ram_handle_zero checks buffer_is_zero first).
+    if (!isZeroPage(b.words32[w], inWin * (PAGE_SIZE / 4))) b.bytes[w].fill(0, inWin * PAGE_SIZE, (inWin + 1) * PAGE_SIZE);
+    this.counters.duplicate++;
+  }
+
+  private async page(f: QemuFileReader, b: LoadBlock, addr: number): Promise<void> {
+    if (!f.has(PAGE_SIZE) && !(await f.ensure(PAGE_SIZE))) return this.truncated(f, `page 0x${addr.toString(16)} of '${b.block.name}'`);
+    const page = addr / PAGE_SIZE;
+    const w = Math.floor(page / PAGES_PER_WINDOW);
+    f.getRangeInto(b.bytes[w], (page - w * PAGES_PER_WINDOW) * PAGE_SIZE, PAGE_SIZE);
+    this.counters.normal++;
+  }
+
+  private badFlags(flags: number, at: number): never {
+    throw new MigrationError('EMIG_RAM', `Unknown combination of migration flags: 0x${flags.toString(16)}`, { section: 'ram', position: at });
+  }
+
+  private truncated(f: QemuFileReader, what: string): never {
+    throw new MigrationError('EMIG_TRUNCATED', `stream ended while reading ${what}`, { section: 'ram', position: f.position });
+  }
+
+  saveSetup(): void {
+    throw new MigrationError('EMIG_STATE', 'RamLoader cannot save');
+  }
+  saveIterate(_f: QemuFileWriter): Promise<boolean> {
+    return Promise.reject(new MigrationError('EMIG_STATE', 'RamLoader cannot save'));
+  }
+  saveComplete(_f: QemuFileWriter): Promise<void> {
+    return Promise.reject(new MigrationError('EMIG_STATE', 'RamLoader cannot save'));
+  }
+  pending(): number {
+    return 0;
+  }
+}
