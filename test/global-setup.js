@@ -8,4 +8,11 @@ module.exports = async () => {
     cwd: root,
     stdio: 'inherit',
   });
+  for (const bin of module.exports.binaries) {
+    const file = path.join(root, bin);
+    if (require('node:fs').existsSync(file)) require('node:fs').chmodSync(file, 0o755);
+  }
 };
+
+// Spawned as programs by the end-to-end tests (like an installed bin).
+module.exports.binaries = ['dist/lib/cli/livemig.js', 'dist/lib/cli/analyze.js'];

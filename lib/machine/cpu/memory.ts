@@ -162,11 +162,9 @@ export class Memory {
     const ri = this.findRam(paddr, width);
     if (ri >= 0) {
       const r = this.regions[ri];
-      // A store to a read-only region (the boot ROM) is a store access fault.
-      if (r.region.readonly) {
-        this.setFault(CAUSE.STORE_ACCESS_FAULT, lo, hi);
-        return ST_FAULT;
-      }
+      // A store to a read-only region (the boot ROM) is dropped without a trap, as QEMU's
+      // TCG does for ROM memory regions (guests/expected/trap.out: rom-store traps=0).
+      if (r.region.readonly) return ST_OK;
       const off = paddr - r.base;
       this.writeRam(r, off, Math.min(width, 4), vlo);
       if (width === 8) this.writeRam(r, off + 4, 4, vhi);

@@ -89,18 +89,13 @@ describe('stores', () => {
     expect(dirty[page + 1]).toBe(1);
   });
 
-  test('a store to a read-only region is a store access fault and changes nothing', () => {
+  test('a store to a read-only region is dropped without a trap, as on QEMU', () => {
     const rom = makeRam(0x1000, 0x1000, { readonly: true, name: 'riscv_virt_board.mrom' });
     new Uint32Array(rom.windows[0])[0] = 0xabcd;
     const rig = new Rig({ ram: [makeRam(RAM_BASE, 1 << 20), rom] });
-    const { trapped, state } = (() => {
-      const r = runTrapOn(rig, (a) => a.li(s0, 0x1000).i(enc.lw(a0, s0, 0), enc.sw(a0, s0, 4)));
-      return { trapped: r, state: rig.state };
-    })();
-    expect(trapped).toBe(true);
+    const trapped = runTrapOn(rig, (a) => a.li(s0, 0x1000).i(enc.lw(a0, s0, 0), enc.sw(a0, s0, 4)));
+    expect(trapped).toBe(false);
     expect(rig.x(a0)).toBe(0xabcdn); // loads from ROM work
-    expect(state.mcause).toBe(BigInt(CAUSE.STORE_ACCESS_FAULT));
-    expect(state.mtval).toBe(0x1004n);
     expect(new Uint32Array(rom.windows[0])[1]).toBe(0);
     expect(rom.dirty[0]).toBe(0);
   });
