@@ -265,6 +265,10 @@ async function loadScalars(ctx: LoadCtx, field: VMStateField, opaque: any): Prom
     if (isArray) arr![i] = v;
     else setValue(field, opaque, v);
   }
+  // The loaded array is always stored back, even when it was filled in place: `get` (or a
+  // property getter) may have returned a copy of state that lives elsewhere (shared memory,
+  // registers kept as pairs). Storing the same array again is harmless.
+  if (isArray && arr && arr.length === n) setValue(field, opaque, arr);
 }
 
 async function loadBuffer(ctx: LoadCtx, field: VMStateField, opaque: any): Promise<void> {
@@ -280,6 +284,7 @@ async function loadBuffer(ctx: LoadCtx, field: VMStateField, opaque: any): Promi
     setValue(field, opaque, buf);
   }
   f.getBufferInto(buf as Uint8Array, size);
+  setValue(field, opaque, buf);
 }
 
 async function loadStructs(ctx: LoadCtx, field: VMStateField, opaque: any, base: string): Promise<void> {

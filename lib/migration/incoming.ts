@@ -1,0 +1,108 @@
+/**
+ * Incoming migration (QEMU migration.c process_incoming_migration_co, savevm.c
+ * qemu_loadvm_state). The stream is loaded into a machine whose vCPUs are parked
+ * (run state inmigrate):
+ *
+ *   status none → setup (listening) → active (connection accepted, loading) → completed | failed
+ *
+ * Commands: OPEN_RETURN_PATH opens the reverse direction of the channel, PING is answered with
+ * PONG, SWITCHOVER_START needs nothing. Postcopy commands are refused here (precopy only).
+ * After EOF the vmdesc is read and discarded; then the guest runs if the source was running
+ * and the destination was not started with -S. A SHUT (0 ok, 1 failed) goes back on the
+ * return path when there is one.
+ */
+import type { VirtMachine } from '../machine/virt';
+import { QemuFileReader, VMDESC_JSON_MAX, type ByteChannel } from '../stream';
+import { MigrationError } from './errors';
+import { LoadVm } from './loadvm';
+import { RamLoader } from './ram-load';
+import { be32At, ReturnPathWriter } from './return-path';
+import { configurationFor, globalStateFor, machineRegistry } from './settings';
+import type { MigrationState } from './state';
+import { MIG_CMD, MIG_CMD_NAMES } from './wire';
+
+export interface IncomingDeps {
+  machine: VirtMachine;
+  state: MigrationState;
+  /** -S: stay paused after loading even if the source was running. */
+  startPaused: boolean;
+  now?(): number;
+}
+
+export interface IncomingResult {
+  ok: boolean;
+  error?: MigrationError;
+  /** Load time, ms (from the first byte to the guest resuming). */
+  loadTime: number;
+  bytes: number;
+}
+
+export class IncomingMigration {
+  private rp: ReturnPathWriter | null = null;
+  errorDesc: string | undefined;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: IncomingDeps) {
+    this.now = deps.now ?? (() => performance.now());
+  }
+
+  /** Load one stream from `channel`. Never rejects; the outcome is in the result and status. */
+  async run(channel: ByteChannel): Promise<IncomingResult> {
+    const { machine, state } = this.deps;
+    const t0 = this.now();
+    state.cas('none', 'setup');
+    state.cas('setup', 'active');
+    machine.runState = 'inmigrate';
+    const f = new QemuFileReader(channel);
+    const ram = new RamLoader(machine.ramBlocks);
+    const global = globalStateFor(() => 'inmigrate');
+    const reg = machineRegistry(machine, ram, global);
+    const loader = new LoadVm(f, reg, configurationFor(machine), {
+      onCommand: (cmd, payload) => this.command(channel, cmd, payload),
+    });
+    try {
+      await loader.loadHeader();
+      await loader.loadMain();
+      await loader.readVmdesc(VMDESC_JSON_MAX);
+      if (!ram.blockListSeen) throw new MigrationError('EMIG_RAM', 'stream carried no RAM section', { section: 'ram' });
+      state.cas('active', 'completed');
+      // QEMU process_incoming_migration_bh: run if the source ran and we were not told -S.
+      if (global.received === 'running' && !this.deps.startPaused) machine.cont();
+      else machine.runState = 'paused';
+      this.rp?.shut(0);
+      await channel.end().catch(() => {});
+      return { ok: true, loadTime: this.now() - t0, bytes: f.position };
+    } catch (e) {
+      const err = e instanceof MigrationError ? e : new MigrationError('EMIG_DEVICE', e instanceof Error ? e.message : String(e), { cause: e });
+      this.errorDesc = err.message;
+      state.reset('failed');
+      machine.runState = 'paused';
+      try {
+        this.rp?.shut(1);
+        await channel.end();
+      } catch {
+        /* the source may be gone */
+      }
+      channel.destroy();
+      return { ok: false, error: err, loadTime: this.now() - t0, bytes: f.position };
+    }
+  }
+
+  private command(channel: ByteChannel, cmd: number, payload: Uint8Array): void {
+    switch (cmd) {
+      case MIG_CMD.OPEN_RETURN_PATH:
+        // A second one is ignored (QEMU: "already open").
+        if (!this.rp) this.rp = new ReturnPathWriter(channel);
+        return;
+      case MIG_CMD.PING:
+        if (!this.rp) throw new MigrationError('EMIG_COMMAND', 'PING received with no return path', { section: 'command', field: 'PING' });
+        this.rp.pong(be32At(payload));
+        return;
+      default:
+        throw new MigrationError('EMIG_COMMAND', `command ${MIG_CMD_NAMES[cmd] ?? cmd} is not supported (postcopy is not enabled)`, {
+          section: 'command',
+          field: MIG_CMD_NAMES[cmd],
+        });
+    }
+  }
+}
