@@ -235,6 +235,64 @@ describe('QMP over a unix socket', () => {
     expect((await c.cmd('closefd', { fdname: 'mig' })).error.desc).toBe("File descriptor named 'mig' not found");
   });
 
+  test('deep nesting and oversized input are refused, then the session goes on', async () => {
+    const c = await client();
+    await c.negotiate();
+    c.send('['.repeat(1025));
+    expect(await c.reply()).toEqual({ error: { class: 'GenericError', desc: 'JSON nesting depth limit exceeded' } });
+    // QEMU's streamer restarts counting after the error: a control character (a lexical
+    // error) is the documented way back to a known state.
+    c.send('\x01');
+    expect((await c.reply()).error.desc).toBe("JSON parse error, stray '\u0001'");
+    expect(await c.cmd('query-status', undefined, 1)).toMatchObject({ id: 1 });
+  });
+
+  test('token size limit with a small configured limit', async () => {
+    const m = track(new Monitor({ backend: new FakeBackend(), jsonLimits: { maxTokenSize: 4096 } }));
+    const p = tmpSocketPath('small.sock');
+    await m.addQmp({ kind: 'unix', path: p, server: true, wait: false });
+    const c = await RawClient.connect(p);
+    clients.push(c);
+    await c.negotiate();
+    c.send(`{"execute": "migrate", "arguments": {"uri": "${'u'.repeat(10000)}"}}`);
+    expect(await c.reply()).toEqual({ error: { class: 'GenericError', desc: 'JSON token size limit exceeded' } });
+    // the closers after the oversized token are stray, as they would be in QEMU
+    expect((await c.reply()).error.desc).toBe('JSON parse error, expecting value');
+    expect((await c.reply()).error.desc).toBe('JSON parse error, expecting value');
+    expect(await c.cmd('query-status', undefined, 2)).toMatchObject({ id: 2 });
+  });
+
+  test('getfd/closefd with a descriptor receiver; fd: URIs take the named descriptor', async () => {
+    const fs = await import('node:fs');
+    const pending: number[] = [];
+    const m = track(new Monitor({ backend, fdReceiverFactory: () => ({ takeFd: () => pending.pop() }) }));
+    const p = tmpSocketPath('fd.sock');
+    const qmp = await m.addQmp({ kind: 'unix', path: p, server: true, wait: false });
+    const c = await RawClient.connect(p);
+    clients.push(c);
+    await c.negotiate();
+    pending.push(fs.openSync('/dev/null', 'r'));
+    expect(await c.cmd('getfd', { fdname: 'mig' })).toEqual({ return: {} });
+    pending.push(fs.openSync('/dev/null', 'r'));
+    expect(await c.cmd('getfd', { fdname: '0bad' })).toEqual({
+      error: { class: 'GenericError', desc: "Parameter 'fdname' expects a name not starting with a digit" },
+    });
+    expect(qmp.fds.has('mig')).toBe(true);
+    let taken: number | undefined;
+    backend.migration.onMigrate = () => undefined;
+    const orig = backend.migration.migrate.bind(backend.migration);
+    backend.migration.migrate = (req, ctx) => {
+      taken = ctx!.fds.take(req.uri!.slice(3));
+      orig(req);
+    };
+    expect(await c.cmd('migrate', { uri: 'fd:mig' })).toEqual({ return: {} });
+    expect(typeof taken).toBe('number');
+    fs.closeSync(taken!);
+    expect(await c.cmd('closefd', { fdname: 'mig' })).toEqual({
+      error: { class: 'GenericError', desc: "File descriptor named 'mig' not found" },
+    });
+  });
+
   test('a client closing mid-command does not disturb the others', async () => {
     const a = await client();
     const b = await client();
