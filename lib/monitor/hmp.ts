@@ -24,7 +24,6 @@ const MAX_LINE = 4095;
 
 export class HmpSession {
   private buf = '';
-  private overflow = false;
   private readonly lines: string[] = [];
   private busy = false;
   private closed = false;
@@ -55,11 +54,8 @@ export class HmpSession {
       if (ch === '\n') {
         this.lines.push(this.buf.replace(/\r$/, ''));
         this.buf = '';
-        this.overflow = false;
       } else if (this.buf.length < MAX_LINE) {
         this.buf += ch;
-      } else {
-        this.overflow = true;
       }
     }
     if (this.lines.length) this.conn.input.pause();

@@ -9,9 +9,12 @@
  *
  * Parse errors go through the queue too, so every reply comes back in request order.
  * Flow control as QEMU's handle_qmp_command(): without OOB at most one request is queued
- * before reading stops; with OOB the queue holds QMP_REQ_QUEUE_LEN_MAX (8) so an exec-oob
- * can still be read while an in-band command runs. Reading also stops while the client is
- * not reading our output, so a client flooding us with garbage cannot grow our buffers.
+ * before input stops; with OOB the queue holds QMP_REQ_QUEUE_LEN_MAX (8) so an exec-oob
+ * can still be read while an in-band command runs. QEMU gets this exactly by reading QMP
+ * input one byte at a time; we hand the parser a received chunk but stop it at the
+ * message that fills the queue, keep the rest, and pause the socket. Input also stops
+ * while the client is not reading our output, so a client flooding us with garbage grows
+ * neither our queue nor our output buffer.
  * Every message we send is one JSON object followed by CRLF.
  */
 
@@ -48,6 +51,9 @@ export class QmpSession {
   private unsubscribe: () => void;
   private readonly highWater: number;
   private waitingForDrain = false;
+  /** received bytes the parser has not been given yet */
+  private held: Buffer | undefined;
+  private consuming = false;
   private readonly done: Promise<void>;
   private resolveDone!: () => void;
 
@@ -83,6 +89,7 @@ export class QmpSession {
     this.closed = true;
     this.unsubscribe();
     this.queue.length = 0;
+    this.held = undefined;
     this.parser.reset();
     this.opts.fdReceiver?.dispose?.();
     this.resolveDone();
@@ -91,13 +98,48 @@ export class QmpSession {
   private onData(chunk: Buffer | string): void {
     if (this.closed) return;
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    this.held = this.held ? Buffer.concat([this.held, bytes]) : bytes;
+    this.consume();
+  }
+
+  private blocked(): boolean {
+    return this.closed || this.waitingForDrain || this.queue.length >= this.queueLimit();
+  }
+
+  private queueLimit(): number {
+    return this.state.oobEnabled ? QMP_REQ_QUEUE_LEN_MAX : 1;
+  }
+
+  /**
+   * Feed held input to the parser until it is used up or the queue is full. Replies to
+   * parse errors are sent from inside the parser's callback and free their queue slot at
+   * once; the guard keeps that from feeding the parser re-entrantly.
+   */
+  private consume(): void {
+    if (this.consuming) return;
+    this.consuming = true;
     try {
-      this.parser.feed(bytes);
-    } catch (e) {
-      // Never reached by design; if the parser has a bug, report it and start afresh
-      // rather than letting a client's bytes take the process down.
-      this.parser.reset();
-      this.onMessage(undefined, `JSON parse error, internal error: ${(e as Error).message}`);
+      this.consumeHeld();
+    } finally {
+      this.consuming = false;
+    }
+    this.updateFlow();
+  }
+
+  private consumeHeld(): void {
+    while (this.held && !this.blocked()) {
+      const data = this.held;
+      let used: number;
+      try {
+        used = this.parser.feed(data, () => this.blocked());
+      } catch (e) {
+        // Never reached by design; if the parser has a bug, report it and start afresh
+        // rather than letting a client's bytes take the process down.
+        this.parser.reset();
+        used = data.length;
+        this.onMessage(undefined, `JSON parse error, internal error: ${(e as Error).message}`);
+      }
+      this.held = used < data.length ? data.subarray(used) : undefined;
     }
   }
 
@@ -110,7 +152,6 @@ export class QmpSession {
       return;
     }
     this.queue.push(error !== undefined ? { error } : { req: value! });
-    this.updateFlow();
     void this.pump();
   }
 
@@ -126,7 +167,7 @@ export class QmpSession {
           await this.dispatchAndSend(item.req);
         }
         this.queue.shift();
-        this.updateFlow();
+        this.consume();
       }
     } finally {
       this.pumping = false;
@@ -138,18 +179,16 @@ export class QmpSession {
     this.send(rsp);
   }
 
-  /** Pause reading when the queue is full or the client is not reading our output. */
+  /** Read from the connection only while everything received has been consumed. */
   private updateFlow(): void {
     if (this.closed) return;
-    const limit = this.state.oobEnabled ? QMP_REQ_QUEUE_LEN_MAX : 1;
-    const full = this.queue.length >= limit;
-    if (full || this.waitingForDrain) this.conn.input.pause();
+    if (this.held || this.blocked()) this.conn.input.pause();
     else this.conn.input.resume();
   }
 
   private onDrain(): void {
     this.waitingForDrain = false;
-    this.updateFlow();
+    this.consume();
   }
 
   private send(msg: Record<string, unknown>): void {

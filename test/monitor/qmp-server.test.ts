@@ -2,6 +2,7 @@ import { PassThrough } from 'node:stream';
 import * as net from 'node:net';
 import { Monitor } from '../../lib/monitor';
 import { COMMANDS } from '../../lib/monitor/schema';
+import type { MigrationBackend } from '../../lib/monitor/backend';
 import { FakeBackend, RawClient, tmpSocketPath } from './helpers';
 
 const GREETING =
@@ -281,8 +282,8 @@ describe('QMP over a unix socket', () => {
     let taken: number | undefined;
     backend.migration.onMigrate = () => undefined;
     const orig = backend.migration.migrate.bind(backend.migration);
-    backend.migration.migrate = (req, ctx) => {
-      taken = ctx!.fds.take(req.uri!.slice(3));
+    (backend.migration as { migrate: MigrationBackend['migrate'] }).migrate = (req, ctx) => {
+      taken = ctx.fds.take(req.uri!.slice(3));
       orig(req);
     };
     expect(await c.cmd('migrate', { uri: 'fd:mig' })).toEqual({ return: {} });

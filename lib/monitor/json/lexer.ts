@@ -72,8 +72,17 @@ export class JsonLexer {
     private readonly maxTokenSize = MAX_TOKEN_SIZE,
   ) {}
 
-  feed(data: Uint8Array): void {
-    for (let i = 0; i < data.length; i++) this.feedByte(data[i]);
+  /**
+   * Lex `data`. With `stop`, return early once it reports true after a byte: the caller
+   * takes input only as fast as it can act on it (QEMU reads QMP input one byte at a time
+   * for the same reason). Returns the number of bytes consumed.
+   */
+  feed(data: Uint8Array, stop?: () => boolean): number {
+    for (let i = 0; i < data.length; i++) {
+      this.feedByte(data[i]);
+      if (stop?.()) return i + 1;
+    }
+    return data.length;
   }
 
   /** Drop any partial token (connection reset). */

@@ -205,8 +205,9 @@ export class JsonMessageParser {
     this.lexer = new JsonLexer((t, b) => this.token(t, b), this.limits.maxTokenSize);
   }
 
-  feed(data: Uint8Array): void {
-    this.lexer.feed(data);
+  /** Feed bytes; with `stop`, consume only until it holds. Returns bytes consumed. */
+  feed(data: Uint8Array, stop?: () => boolean): number {
+    return this.lexer.feed(data, stop);
   }
 
   /** Forget partial input (the connection closed). */
