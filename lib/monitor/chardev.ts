@@ -105,7 +105,10 @@ export class MonitorEndpoint {
   }
 
   private async listen(spec: Extract<ChardevSpec, { kind: 'unix' | 'tcp' }>): Promise<void> {
-    const server = net.createServer((sock) => this.accept(this.socketConnection(sock, spec.kind)));
+    // allowHalfOpen: a client's end of input must not end our replies (see qmp-session.ts).
+    const server = net.createServer({ allowHalfOpen: true }, (sock) =>
+      this.accept(this.socketConnection(sock, spec.kind)),
+    );
     this.server = server;
     server.on('error', () => undefined);
     if (spec.kind === 'unix') {
@@ -132,7 +135,9 @@ export class MonitorEndpoint {
 
   private async connectOut(spec: Extract<ChardevSpec, { kind: 'unix' | 'tcp' }>): Promise<void> {
     const sock =
-      spec.kind === 'unix' ? net.connect(spec.path) : net.connect(spec.port, spec.host === '' ? 'localhost' : spec.host);
+      spec.kind === 'unix'
+        ? net.connect({ path: spec.path, allowHalfOpen: true })
+        : net.connect({ port: spec.port, host: spec.host === '' ? 'localhost' : spec.host, allowHalfOpen: true });
     await new Promise<void>((res, rej) => {
       sock.once('connect', res);
       sock.once('error', rej);

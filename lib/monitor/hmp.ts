@@ -27,6 +27,7 @@ export class HmpSession {
   private readonly lines: string[] = [];
   private busy = false;
   private closed = false;
+  private inputEnded = false;
 
   constructor(
     private readonly conn: Connection,
@@ -37,7 +38,11 @@ export class HmpSession {
   ) {
     conn.input.setEncoding?.('utf8');
     conn.input.on('data', (d: string | Buffer) => this.onData(typeof d === 'string' ? d : d.toString('utf8')));
-    conn.input.once('end', () => (this.closed = true));
+    // Lines sent before a half-close still run (echo 'info status' | socat - UNIX:...).
+    conn.input.once('end', () => {
+      this.inputEnded = true;
+      if (!this.busy) this.finish();
+    });
     conn.input.once('close', () => (this.closed = true));
     this.write(`QEMU ${version.major}.${version.minor}.${version.micro} monitor - type 'help' for more information\n`);
     this.write(HMP_PROMPT);
@@ -77,6 +82,13 @@ export class HmpSession {
       this.busy = false;
       if (!this.closed) this.conn.input.resume();
     }
+    if (this.inputEnded) this.finish();
+  }
+
+  private finish(): void {
+    if (this.closed || this.lines.length) return;
+    this.closed = true;
+    this.conn.end();
   }
 }
 

@@ -54,6 +54,8 @@ export class QmpSession {
   /** received bytes the parser has not been given yet */
   private held: Buffer | undefined;
   private consuming = false;
+  private inputEnded = false;
+  private oobInFlight = 0;
   private readonly done: Promise<void>;
   private resolveDone!: () => void;
 
@@ -73,7 +75,12 @@ export class QmpSession {
       if (this.state.commandMode) this.sendRaw(ev.json);
     });
     conn.input.on('data', (chunk: Buffer | string) => this.onData(chunk));
-    conn.input.once('end', () => this.close());
+    // A client that half-closes after its last request still gets every reply: QEMU, which
+    // reads input only as it dispatches, sees the end of input after the last command.
+    conn.input.once('end', () => {
+      this.inputEnded = true;
+      this.finishIfDrained();
+    });
     conn.input.once('close', () => this.close());
     conn.output.on('drain', () => this.onDrain());
     this.send(opts.greeting);
@@ -148,7 +155,11 @@ export class QmpSession {
     if (value !== undefined && Dispatcher.isOob(value)) {
       // OOB requests run at once, even when OOB is not enabled: then the dispatcher
       // refuses them ("QMP input member 'exec-oob' is unexpected"), as QEMU does.
-      void this.dispatchAndSend(value);
+      this.oobInFlight++;
+      void this.dispatchAndSend(value).finally(() => {
+        this.oobInFlight--;
+        this.finishIfDrained();
+      });
       return;
     }
     this.queue.push(error !== undefined ? { error } : { req: value! });
@@ -172,6 +183,14 @@ export class QmpSession {
     } finally {
       this.pumping = false;
     }
+    this.finishIfDrained();
+  }
+
+  /** After the client's end of input: close once everything it sent has been answered. */
+  private finishIfDrained(): void {
+    if (!this.inputEnded || this.closed || this.held || this.queue.length || this.pumping || this.oobInFlight) return;
+    this.close();
+    this.conn.end();
   }
 
   private async dispatchAndSend(req: JsonValue): Promise<void> {

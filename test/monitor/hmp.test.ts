@@ -266,6 +266,17 @@ describe('HMP on a chardev', () => {
     c.close();
   });
 
+  test('lines sent before a half-close still run', async () => {
+    const p = tmpSocketPath('hmp2.sock');
+    await monitor.addHmp({ kind: 'unix', path: p, server: true, wait: false });
+    const c = await RawClient.connect(p);
+    c.send('stop\ninfo status\n');
+    c.sock.end();
+    expect(await c.line()).toBe("QEMU 10.2.0 monitor - type 'help' for more information\r\n");
+    expect(await c.line()).toBe('(qemu) (qemu) VM status: paused\r\n');
+    await expect(c.line(2000)).rejects.toThrow('connection closed');
+  });
+
   test('stdio', async () => {
     const stdin = new PassThrough();
     const stdout = new PassThrough();

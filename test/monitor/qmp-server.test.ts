@@ -294,6 +294,18 @@ describe('QMP over a unix socket', () => {
     });
   });
 
+  test('a client that half-closes after its requests still gets every reply', async () => {
+    const c = await client();
+    await c.msg();
+    backend.stopDelayMs = 50;
+    c.send('{"execute":"qmp_capabilities"}{"execute":"stop","id":1}{"execute":"query-status","id":2}');
+    c.sock.end();
+    expect(await c.reply()).toEqual({ return: {} });
+    expect(await c.reply()).toEqual({ return: {}, id: 1 });
+    expect(await c.reply()).toEqual({ return: { running: false, status: 'paused' }, id: 2 });
+    await expect(c.line(2000)).rejects.toThrow('connection closed');
+  });
+
   test('a client closing mid-command does not disturb the others', async () => {
     const a = await client();
     const b = await client();

@@ -172,7 +172,8 @@ export const HMP_COMMANDS: HmpCommand[] = [
   },
   simple(
     'migrate_start_postcopy',
-    'Followup to a migration command to switch the migration to postcopy mode. The postcopy-ram capability must be set on both source and destination before the original migration command .',
+    'Followup to a migration command to switch the migration to postcopy mode. ' +
+      'The postcopy-ram capability must be set on both source and destination before the original migration command .',
     'migrate-start-postcopy',
   ),
   {

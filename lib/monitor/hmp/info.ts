@@ -159,7 +159,8 @@ export function formatMigrate(info: MigrationInfo, all: boolean, globals: Migrat
     s += `  Throughput (Mbps): \t${ram.mbps.toFixed(2)}\n`;
     s += `  Sizes: \t\tpagesize=${sizeToStr(ram['page-size'])}, total=${sizeToStr(ram.total)}\n`;
     s += `  Transfers: \t\ttransferred=${sizeToStr(ram.transferred)}, remain=${sizeToStr(ram.remaining)}\n`;
-    s += `    Channels: \t\tprecopy=${sizeToStr(ram['precopy-bytes'])}, multifd=${sizeToStr(ram['multifd-bytes'])}, postcopy=${sizeToStr(ram['postcopy-bytes'])}`;
+    s += `    Channels: \t\tprecopy=${sizeToStr(ram['precopy-bytes'])}, multifd=${sizeToStr(ram['multifd-bytes'])}`;
+    s += `, postcopy=${sizeToStr(ram['postcopy-bytes'])}`;
     if (info.vfio) s += `, vfio=${sizeToStr(info.vfio.transferred)}`;
     s += '\n';
     s += `    Page Types: \tnormal=${ram.normal}, zero=${ram.duplicate}\n`;

@@ -2,7 +2,11 @@
 
 import { args, command, enumType, int, list, opt, req, str, struct } from './types';
 
-export const QMPCapability = enumType('QMPCapability', ['oob'] as const, 'Enumeration of capabilities to be advertised during initial client connection, used for agreeing on particular QMP extension behaviors.');
+export const QMPCapability = enumType(
+  'QMPCapability',
+  ['oob'] as const,
+  'Capabilities advertised in the greeting, for agreeing on particular QMP extension behaviors.',
+);
 
 export const qmpCapabilities = command('qmp_capabilities', {
   args: args('qmp_capabilities', {
