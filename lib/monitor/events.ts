@@ -8,7 +8,7 @@
  *   {"timestamp": {...}, "event": "MIGRATION", "data": {"status": "setup"}}
  *
  * MIGRATION and MIGRATION_PASS are sent only when the 'events' capability is on (QEMU
- * checks migrate_events() before sending them); the bus enforces that through its filter,
+ * checks migrate_events() before sending them); the bus enforces that when given the config,
  * so the engine may emit them unconditionally.
  */
 
@@ -45,7 +45,9 @@ export type EventListener = (e: EmittedEvent) => void;
 
 export interface EventBusOptions {
   clock?: Clock;
-  /** return false to drop an event (default: drop MIGRATION* unless asked to keep) */
+  /** MIGRATION and MIGRATION_PASS go out only while this says the 'events' capability is on */
+  config?: { capability(name: 'events'): boolean };
+  /** return false to drop any other event */
   filter?: (name: EventName, data: unknown) => boolean;
   /** called when the backend emits data that does not match the declaration */
   onInvalid?: (name: string, reason: string) => void;
@@ -75,6 +77,8 @@ export class EventBus implements MonitorEventSink {
         return this.invalid(name, (e as Error).message);
       }
     }
+    const migrationEvent = name === 'MIGRATION' || name === 'MIGRATION_PASS';
+    if (migrationEvent && this.opts.config && !this.opts.config.capability('events')) return;
     if (this.opts.filter && !this.opts.filter(name, data)) return;
     const timestamp = this.clock();
     const msg: Record<string, unknown> = { timestamp, event: name };

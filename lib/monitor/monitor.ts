@@ -25,7 +25,10 @@ export const QEMU_VERSION: VersionTriple = { major: 10, minor: 2, micro: 0 };
 
 export interface MonitorOptions {
   backend: MonitorBackend;
-  /** an existing bus, if the backend was built first; default: a new one */
+  /**
+   * An existing bus, when the backend was built before the monitor; create it with
+   * `new EventBus({ config })` so MIGRATION events honour the 'events' capability.
+   */
   events?: EventBus;
   version?: VersionTriple;
   package?: string;
@@ -51,13 +54,8 @@ export class Monitor {
   constructor(private readonly opts: MonitorOptions) {
     const backend = opts.backend;
     this.version = opts.version ?? QEMU_VERSION;
-    this.events =
-      opts.events ??
-      new EventBus({
-        clock: opts.clock,
-        // QEMU sends MIGRATION and MIGRATION_PASS only with the 'events' capability.
-        filter: (name) => !name.startsWith('MIGRATION') || backend.migration.config.capability('events'),
-      });
+    // QEMU sends MIGRATION and MIGRATION_PASS only with the 'events' capability.
+    this.events = opts.events ?? new EventBus({ clock: opts.clock, config: backend.migration.config });
     this.dispatcher = new Dispatcher(
       createHandlers(backend, {
         version: this.version,
