@@ -1,8 +1,11 @@
 /**
- * The handler types are derived from the schema declarations; these assignments only
- * compile if the derivation is right (tsc checks this file through ts-jest).
+ * The handler types are derived from the schema declarations; the assignments below only
+ * compile if the derivation is right. ts-jest transpiles without type checking, so the
+ * last test runs the compiler over this file.
  */
 
+import * as path from 'node:path';
+import * as ts from 'typescript';
 import type { ArgsOf, EventData, ReturnOf } from '../../lib/monitor/schema';
 import { COMMANDS, EVENTS } from '../../lib/monitor/schema';
 
@@ -36,4 +39,13 @@ describe('types derived from the schema', () => {
     expect(COMMANDS.filter((c) => c.allowOob).map((c) => c.name)).toEqual(['migrate-recover', 'migrate-pause']);
     for (const c of COMMANDS) expect(c.doc.length).toBeGreaterThan(10);
   });
+
+  test('this file type-checks (the @ts-expect-error lines must be errors)', () => {
+    const configPath = path.join(__dirname, '..', 'tsconfig.json');
+    const cfg = ts.readConfigFile(configPath, ts.sys.readFile);
+    const parsed = ts.parseJsonConfigFileContent(cfg.config, ts.sys, path.dirname(configPath));
+    const program = ts.createProgram([__filename], { ...parsed.options, noEmit: true, incremental: false });
+    const diags = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+    expect(diags).toEqual([]);
+  }, 60000);
 });

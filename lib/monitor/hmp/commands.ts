@@ -14,8 +14,10 @@ import { hmpParameter } from './set-parameter';
 
 export interface HmpIo {
   print(text: string): void;
-  /** run a QMP command (arguments as plain data); throws QmpError */
+  /** run a QMP command (arguments as plain data); throws QmpError. The caller holds the lock. */
   call<N extends CommandName>(name: N, args?: Record<string, unknown>): Promise<ReturnOf<N>>;
+  /** the same, taking the command lock first: for work deferred past the command */
+  callLocked<N extends CommandName>(name: N, args?: Record<string, unknown>): Promise<ReturnOf<N>>;
   /** false for human-monitor-command, which cannot suspend (monitor_suspend fails) */
   readonly interactive: boolean;
   /** keep this monitor busy until `wait` settles; its result is printed then */
@@ -46,13 +48,16 @@ const simple = (name: string, help: string, qmp: CommandName): HmpCommand => ({
   },
 });
 
-/** hmp_migrate_status_cb(): poll until the status leaves setup/active, then report. */
+/**
+ * hmp_migrate_status_cb(): poll until the status leaves setup/active, then report. QEMU
+ * polls from a timer under the big lock; each poll here takes the command lock.
+ */
 async function waitForMigration(io: HmpIo): Promise<string> {
   for (let first = true; ; first = false) {
     if (!first) await new Promise((r) => setTimeout(r, io.pollMs));
     let info: MigrationInfo;
     try {
-      info = await io.call('query-migrate');
+      info = await io.callLocked('query-migrate');
     } catch {
       return '';
     }

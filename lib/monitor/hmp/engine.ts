@@ -58,10 +58,12 @@ export class HmpEngine {
       print(`${e.message}\nTry "help ${words}" for more information\n`);
       return { output };
     }
+    const call = <N extends CommandName>(name: N, a?: Record<string, unknown>) =>
+      this.opts.dispatcher.call(name, a ? fromPlain(a) : undefined, { ctx }) as Promise<ReturnOf<N>>;
     const io: HmpIo = {
       print,
-      call: <N extends CommandName>(name: N, a?: Record<string, unknown>) =>
-        this.opts.dispatcher.call(name, a ? fromPlain(a) : undefined, { ctx }) as Promise<ReturnOf<N>>,
+      call,
+      callLocked: (name, a) => this.opts.dispatcher.lock.run(() => call(name, a)),
       interactive,
       defer: (p) => {
         wait = p;
