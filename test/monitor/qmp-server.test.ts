@@ -9,23 +9,29 @@ const GREETING =
   '{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 10}, "package": ""}, "capabilities": ["oob"]}}\r\n';
 
 let backend: FakeBackend;
-let monitor: Monitor;
-let sockPath: string;
+let monitor: Monitor | undefined;
+let target: string | { port: number };
 const clients: RawClient[] = [];
 
 async function client(): Promise<RawClient> {
-  const c = await RawClient.connect(sockPath);
+  const c = await RawClient.connect(target);
   clients.push(c);
   return c;
 }
 
-beforeEach(async () => {
+/** The shared monitor, on a unix socket or on TCP (an ephemeral port). */
+async function startMonitor(transport: 'unix' | 'tcp'): Promise<void> {
   backend = new FakeBackend();
   monitor = new Monitor({ backend, clock: () => ({ seconds: 1700000000, microseconds: 123456 }) });
   backend.attach(monitor.events);
-  sockPath = tmpSocketPath('qmp.sock');
-  await monitor.addQmp({ kind: 'unix', path: sockPath, server: true, wait: false });
-});
+  if (transport === 'unix') {
+    target = tmpSocketPath('qmp.sock');
+    await monitor.addQmp({ kind: 'unix', path: target, server: true, wait: false });
+  } else {
+    const s = await monitor.addQmp({ kind: 'tcp', host: '127.0.0.1', port: 0, server: true, wait: false });
+    target = { port: (s.address() as net.AddressInfo).port };
+  }
+}
 
 const extraMonitors: Monitor[] = [];
 
@@ -37,11 +43,14 @@ function track(m: Monitor): Monitor {
 
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
-  await monitor.close();
+  await monitor?.close();
+  monitor = undefined;
   for (const m of extraMonitors.splice(0)) await m.close();
 });
 
-describe('QMP over a unix socket', () => {
+describe.each(['unix', 'tcp'] as const)('QMP over %s', (transport) => {
+  beforeEach(() => startMonitor(transport));
+
   test('greeting is QEMU\'s, one object per CRLF-terminated line', async () => {
     const c = await client();
     expect(await c.line()).toBe(GREETING);
@@ -267,6 +276,7 @@ describe('QMP over a unix socket', () => {
     const fs = await import('node:fs');
     const pending: number[] = [];
     const m = track(new Monitor({ backend, fdReceiverFactory: () => ({ takeFd: () => pending.pop() }) }));
+    backend.attach(m.events);
     const p = tmpSocketPath('fd.sock');
     const qmp = await m.addQmp({ kind: 'unix', path: p, server: true, wait: false });
     const c = await RawClient.connect(p);
@@ -319,6 +329,10 @@ describe('QMP over a unix socket', () => {
 });
 
 describe('QMP endpoints', () => {
+  beforeEach(() => {
+    backend = new FakeBackend();
+  });
+
   test('tcp with several clients and an ephemeral port', async () => {
     const b = new FakeBackend();
     const m = track(new Monitor({ backend: b }));
