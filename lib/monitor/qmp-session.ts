@@ -211,7 +211,18 @@ export class QmpSession {
   }
 
   private send(msg: Record<string, unknown>): void {
-    this.sendRaw(toJson(msg));
+    let json: string;
+    try {
+      json = toJson(msg);
+    } catch (e) {
+      // A backend result that cannot be encoded (say, a cyclic object) is a bug on our
+      // side; the client still gets a well-formed reply and the process lives on.
+      const desc = `internal error: ${(e as Error).message}`;
+      const err: Record<string, unknown> = { error: { class: 'GenericError', desc } };
+      if (msg.id !== undefined) err.id = msg.id;
+      json = toJson(err);
+    }
+    this.sendRaw(json);
   }
 
   private sendRaw(json: string): void {

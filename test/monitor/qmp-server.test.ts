@@ -304,6 +304,21 @@ describe.each(['unix', 'tcp'] as const)('QMP over %s', (transport) => {
     });
   });
 
+  test('a broken backend result becomes a GenericError, not a crash', async () => {
+    const c = await client();
+    await c.negotiate();
+    const cyclic: Record<string, unknown> = { status: 'running', running: true };
+    cyclic.self = cyclic;
+    backend.runState = () => cyclic as never;
+    const r = await c.cmd('query-status', undefined, 9);
+    expect(r.error.class).toBe('GenericError');
+    expect(r.id).toBe(9);
+    backend.runState = () => {
+      throw new TypeError('boom');
+    };
+    expect(await c.cmd('query-status')).toEqual({ error: { class: 'GenericError', desc: 'boom' } });
+  });
+
   test('a client that half-closes after its requests still gets every reply', async () => {
     const c = await client();
     await c.msg();

@@ -49,6 +49,8 @@ const INT64_MAX = 2n ** 63n - 1n;
 class InputVisitor {
   private readonly stack: Frame[] = [];
 
+  constructor(private readonly root: JsonValue) {}
+
   /** QEMU qobject-input-visitor.c full_name_nth(qiv, name, 0). */
   fullName(name: string | null): string {
     let err = '';
@@ -82,8 +84,6 @@ class InputVisitor {
     if (v === undefined) throw genericError(QERR.missingParameter(this.fullName(name)));
     return v;
   }
-
-  constructor(private readonly root: JsonValue) {}
 
   visit(type: QapiType, name: string | null): unknown {
     switch (type.kind) {
