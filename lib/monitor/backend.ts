@@ -82,8 +82,9 @@ export interface MonitorBackend {
   /** cont: emit RESUME */
   cont(): Awaitable<void>;
   /**
-   * quit: emit SHUTDOWN {guest:false, reason:'host-qmp-quit'} and arrange to exit. The
-   * monitor sends the reply first; exit after Monitor.close() resolves, or on next tick.
+   * quit: request shutdown and return. QEMU replies first, then its main loop shuts down:
+   * so on a later tick emit SHUTDOWN {guest:false, reason:'host-qmp-quit'}, await
+   * Monitor.close() (it flushes every client), and exit.
    */
   quit(): Awaitable<void>;
   /** system_reset: emit RESET {guest:false, reason:'host-qmp-system-reset'} */

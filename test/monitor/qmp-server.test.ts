@@ -304,6 +304,21 @@ describe.each(['unix', 'tcp'] as const)('QMP over %s', (transport) => {
     });
   });
 
+  test('quit: the reply, then SHUTDOWN, then the connection closes', async () => {
+    const c = await client();
+    await c.negotiate();
+    backend.quit = () => {
+      setImmediate(async () => {
+        backend.events!.emit('SHUTDOWN', { guest: false, reason: 'host-qmp-quit' });
+        await monitor!.close();
+      });
+    };
+    c.send('{"execute": "quit", "id": "q"}');
+    expect(await c.msg()).toEqual({ return: {}, id: 'q' });
+    expect(await c.msg()).toMatchObject({ event: 'SHUTDOWN', data: { guest: false, reason: 'host-qmp-quit' } });
+    await expect(c.line(2000)).rejects.toThrow('connection closed');
+  });
+
   test('a broken backend result becomes a GenericError, not a crash', async () => {
     const c = await client();
     await c.negotiate();
