@@ -1,20 +1,36 @@
 /**
  * One livemig process: the machine built from the command line, its serial backend, its
- * monitors, and its migration state. The monitor's commands land here.
+ * monitors (QMP, HMP) and its migration state. It is the monitor's backend: the commands of
+ * QMP and HMP land here.
  */
 import * as fs from 'node:fs';
 import { VirtMachine } from '../machine/virt';
+import { EventBus, MigrationConfig, Monitor, QmpError, type MonitorBackend, type StatusInfo } from '../monitor';
+import { parseUri } from '../transport';
 import { openChardev, type Chardev } from './chardev';
+import { ProcessMigration } from './migration-backend';
 import type { LivemigConfig } from './options';
 
-export class Runtime {
+export class Runtime implements MonitorBackend {
   private serial: Chardev | null = null;
   private closing = false;
+  readonly config = new MigrationConfig();
+  readonly events = new EventBus({ config: this.config });
+  readonly migration: ProcessMigration;
+  monitor: Monitor | null = null;
 
   private constructor(
     readonly cfg: LivemigConfig,
     readonly machine: VirtMachine,
-  ) {}
+  ) {
+    this.migration = new ProcessMigration({
+      machine,
+      config: this.config,
+      events: this.events,
+      startPaused: cfg.startPaused,
+      onIncomingFatal: () => void this.quit(1),
+    });
+  }
 
   static async start(cfg: LivemigConfig): Promise<Runtime> {
     if (cfg.bios === undefined && !cfg.kernel) {
@@ -44,25 +60,102 @@ export class Runtime {
   }
 
   private async setup(): Promise<void> {
-    const cfg = this.cfg;
+    const { cfg, machine } = this;
     if (cfg.serial.length) {
       this.serial = await openChardev(cfg.serial[0]);
-      this.serial.onInput((b) => this.machine.serialInput(b));
+      this.serial.onInput((b) => machine.serialInput(b));
     }
-    this.machine.on('serial', (b: Uint8Array) => this.serial?.write(b));
-    this.machine.on('shutdown', (status: number) => void this.quit(status));
+    machine.on('serial', (b: Uint8Array) => this.serial?.write(b));
+    machine.on('shutdown', (status: number) => {
+      this.events.emit('SHUTDOWN', { guest: true, reason: 'guest-shutdown' });
+      void this.quit(status);
+    });
+    machine.on('stop', () => this.events.emit('STOP'));
+    machine.on('resume', () => this.events.emit('RESUME'));
+    machine.on('reset', () => this.events.emit('RESET', { guest: true, reason: 'guest-reset' }));
+    this.config.setRunState('prelaunch');
+
+    if (cfg.qmp.length || cfg.monitor.length) {
+      this.monitor = new Monitor({ backend: this, events: this.events, log: (m) => process.stderr.write(`${m}\n`) });
+      await this.monitor.startFromConfig({ qmp: cfg.qmp, monitor: cfg.monitor });
+      await this.monitor.ready;
+    }
     if (cfg.pidfile) fs.writeFileSync(cfg.pidfile, `${process.pid}\n`);
-    if (!cfg.startPaused && cfg.incoming.length === 0) this.machine.cont();
+
+    const incoming = cfg.incoming.filter((u) => !u.startsWith('{') && !u.includes('channel-type'));
+    if (incoming.length > 1) throw new Error('-incoming: only one main channel is supported');
+    if (incoming.length === 1) {
+      machine.runState = 'inmigrate';
+      if (incoming[0] !== 'defer') await this.migration.startIncoming(parseUri(incoming[0]), true);
+    } else if (!cfg.startPaused) {
+      machine.cont();
+    }
+    this.syncRunState();
+    machine.on('stop', () => this.syncRunState());
+    machine.on('resume', () => this.syncRunState());
   }
 
-  /** Tear everything down and exit with `status`. */
-  async quit(status: number): Promise<void> {
-    if (this.closing) return;
+  private syncRunState(): void {
+    this.config.setRunState(this.machine.runState as Parameters<MigrationConfig['setRunState']>[0]);
+  }
+
+  /* ---- MonitorBackend ---- */
+
+  runState(): StatusInfo {
+    const status = this.machine.runState;
+    return { status, running: status === 'running' } as StatusInfo;
+  }
+
+  async stop(): Promise<void> {
+    if (this.machine.runState === 'running') await this.machine.stop();
+    this.syncRunState();
+  }
+
+  cont(): void {
+    const s = this.machine.runState;
+    if (s === 'inmigrate') throw new QmpError('GenericError', 'Migration is not finalized yet');
+    if (s === 'shutdown') throw new QmpError('GenericError', 'Resetting the Virtual Machine is required');
+    this.machine.cont();
+    this.syncRunState();
+  }
+
+  quit(status = 0): Promise<void> {
+    if (this.closing) return Promise.resolve();
     this.closing = true;
-    await this.machine.destroy();
-    this.serial?.close();
-    if (this.cfg.pidfile) fs.rmSync(this.cfg.pidfile, { force: true });
-    process.exit(status);
+    if (status === 0 && this.monitor) this.events.emit('SHUTDOWN', { guest: false, reason: 'host-qmp-quit' });
+    return new Promise<void>((resolve) => {
+      setImmediate(async () => {
+        await this.monitor?.close().catch(() => {});
+        await this.machine.destroy();
+        this.serial?.close();
+        if (this.cfg.pidfile) fs.rmSync(this.cfg.pidfile, { force: true });
+        resolve();
+        process.exit(status);
+      });
+    });
+  }
+
+  async systemReset(): Promise<void> {
+    await this.machine.reset();
+    this.syncRunState();
+  }
+
+  pmemsave(addr: number, size: number, filename: string): void {
+    let data: Uint8Array;
+    try {
+      data = this.machine.readPhys(addr, size);
+    } catch (e) {
+      throw new QmpError('GenericError', `Invalid addr 0x${addr.toString(16)}/size ${size} specified`);
+    }
+    try {
+      fs.writeFileSync(filename, data);
+    } catch (e) {
+      throw new QmpError('GenericError', `Could not open '${filename}': ${(e as NodeJS.ErrnoException).message}`);
+    }
+  }
+
+  cpuCount(): number {
+    return this.machine.harts;
   }
 }
 
