@@ -10,7 +10,9 @@
  * memory, run in the same process, counted in guest-instruction equivalents (the guest loop's
  * instruction count per iteration); ratio = figures.mips / ceiling.mips.
  *
- *   node dist/bench/cpu.js [--seconds 3] [--ram-mib 128] [--case compute|ab]
+ *   node dist/bench/cpu.js [--seconds 3] [--ram-mib 128] [--case compute|ab] [--region-threshold 32]
+ *
+ * --region-threshold 0 measures tier 1 alone (one function per basic block).
  */
 import { HartLines, PAGE_SIZE, type HartEnv, type RamRegion } from '../lib/machine/bus';
 import { Asm, enc, Hart, HartState, REG } from '../lib/machine/cpu';
@@ -23,7 +25,7 @@ function arg(name: string, def: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
 }
 
-function makeHart(ramBytes: number, program: Uint32Array): { hart: Hart; ram: RamRegion } {
+function makeHart(ramBytes: number, program: Uint32Array, regionThreshold: number): { hart: Hart; ram: RamRegion } {
   const buf = new ArrayBuffer(ramBytes);
   new Uint32Array(buf).set(program);
   const ram: RamRegion = {
@@ -43,7 +45,7 @@ function makeHart(ramBytes: number, program: Uint32Array): { hart: Hart; ram: Ra
     timebase: { mtime: () => Math.floor((performance.now() - t0ms) * 10_000), timecmp: () => 2 ** 64 },
   };
   const state = HartState.create(0, { resetVector: BigInt(RAM_BASE) });
-  return { hart: new Hart(env, state), ram };
+  return { hart: new Hart(env, state, { regionThreshold }), ram };
 }
 
 /** Run the hart for about `seconds` after `warmup` instructions; returns MIPS. */
@@ -168,21 +170,22 @@ function main(): void {
   const seconds = Number(arg('seconds', '3'));
   const ramMib = Number(arg('ram-mib', '128'));
   const which = arg('case', 'all');
+  const regionThreshold = Number(arg('region-threshold', '32'));
 
   if (which === 'all' || which === 'compute') {
-    const { hart } = makeHart(1 << 20, computeProgram());
+    const { hart } = makeHart(1 << 20, computeProgram(), regionThreshold);
     const mips = measure(hart, seconds, 5_000_000);
     const perSec = measureJs(seconds, computeNative);
-    report('compute', { elements: N, seconds }, mips, (perSec * COMPUTE_INSNS_PER_ITER) / 1e6, 'same loop as plain JS on int32, in guest-instruction equivalents');
+    report('compute', { elements: N, seconds, regionThreshold }, mips, (perSec * COMPUTE_INSNS_PER_ITER) / 1e6, 'same loop as plain JS on int32, in guest-instruction equivalents');
   }
   if (which === 'all' || which === 'ab') {
     const ramBytes = ramMib * 2 ** 20;
-    const { hart } = makeHart(ramBytes, abProgram(ramBytes));
+    const { hart } = makeHart(ramBytes, abProgram(ramBytes), regionThreshold);
     // warm-up covers the fill (3 instructions per 8 bytes) and a few passes
     const fill = ((ramBytes - 0x10000) / 8) * 3;
     const mips = measure(hart, seconds, fill + 4 * AB_INSNS_PER_PAGE * (ramBytes / PAGE_SIZE));
     const perSec = measureJs(seconds, abNative(ramBytes));
-    report('ab', { ramMib, seconds }, mips, (perSec * AB_INSNS_PER_PAGE) / 1e6, 'page-increment loop as plain JS on a Uint8Array with the dirty mark, in guest-instruction equivalents');
+    report('ab', { ramMib, seconds, regionThreshold }, mips, (perSec * AB_INSNS_PER_PAGE) / 1e6, 'page-increment loop as plain JS on a Uint8Array with the dirty mark, in guest-instruction equivalents');
   }
 }
 

@@ -92,7 +92,7 @@ function branch(cond: (b: BlockBuilder, i: Insn) => string): Gen {
         ? b.trapCode(CAUSE.INSN_MISALIGNED, Number(BigInt.asIntN(32, target)), Number(BigInt.asIntN(32, target >> 32n)))
         : b.jumpCode(target);
     b.emit(`if (${cond(b, i)}) { ${taken} }`);
-    b.emit(b.exitNext());
+    b.emit(b.fallThrough());
     b.ended = true;
   };
 }
@@ -161,7 +161,7 @@ export const RV64I: Partial<Record<Mnemonic, Gen>> = {
     b.emit('al &= -2;');
     b.emit(`if ((al & 2) !== 0) { ${b.trapCode(CAUSE.INSN_MISALIGNED, 'al', 'ah')} }`);
     b.setConst(i.rd, b.nextPc());
-    b.emit(b.exitCode('al', 'ah', b.k + 1));
+    b.emit(b.dynamicJumpCode());
     b.ended = true;
   },
 
