@@ -6,6 +6,7 @@
  *       in order, forever (one store per page: the dirtiest possible pattern per instruction).
  *
  * Each prints one JSON line {"bench": "cpu", params, figures: {mips}, ceiling: {mips}, ratio}.
+ * Figures are the median of 250 ms slices (the machine may be shared).
  * The ceiling is the same work written as a plain JavaScript loop over the same kind of
  * memory, run in the same process, counted in guest-instruction equivalents (the guest loop's
  * instruction count per iteration); ratio = figures.mips / ceiling.mips.
@@ -48,36 +49,56 @@ function makeHart(ramBytes: number, program: Uint32Array, regionThreshold: numbe
   return { hart: new Hart(env, state, { regionThreshold }), ram };
 }
 
-/** Run the hart for about `seconds` after `warmup` instructions; returns MIPS. */
-function measure(hart: Hart, seconds: number, warmup: number): number {
-  for (let done = 0; done < warmup; ) done += hart.run(Math.min(1_000_000, warmup - done)).executed;
-  let executed = 0;
-  const start = process.hrtime.bigint();
-  const limit = BigInt(Math.round(seconds * 1e9));
-  let elapsed = 0n;
-  while (elapsed < limit) {
-    const e = hart.run(1_000_000);
-    if (e.reason !== 'budget') throw new Error(`benchmark guest stopped: ${e.reason}`);
-    executed += e.executed;
-    elapsed = process.hrtime.bigint() - start;
-  }
-  return executed / (Number(elapsed) / 1e9) / 1e6;
+const SLICE_NS = 250_000_000n;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
 }
 
-/** Time `fn(iterations)` for about `seconds`; returns iterations per second. */
+/**
+ * Run the hart for about `seconds` after `warmup` instructions, in 250 ms slices; returns the
+ * median slice's MIPS (the machine is shared, so single slices can be disturbed).
+ */
+function measure(hart: Hart, seconds: number, warmup: number): number {
+  for (let done = 0; done < warmup; ) done += hart.run(Math.min(1_000_000, warmup - done)).executed;
+  const slices: number[] = [];
+  const end = process.hrtime.bigint() + BigInt(Math.round(seconds * 1e9));
+  while (process.hrtime.bigint() < end) {
+    const t0 = process.hrtime.bigint();
+    let executed = 0;
+    let dt = 0n;
+    while (dt < SLICE_NS) {
+      const e = hart.run(1_000_000);
+      if (e.reason !== 'budget') throw new Error(`benchmark guest stopped: ${e.reason}`);
+      executed += e.executed;
+      dt = process.hrtime.bigint() - t0;
+    }
+    slices.push(executed / (Number(dt) / 1e9) / 1e6);
+  }
+  return median(slices);
+}
+
+/** Iterations per second of `fn(iterations)`: median over ~250 ms slices for about `seconds`. */
 function measureJs(seconds: number, fn: (n: number) => number): number {
   let n = 1000;
   let sink = 0;
   for (;;) {
+    // calibrate a slice length (also warms the function up)
     const t = process.hrtime.bigint();
     sink ^= fn(n);
-    const dt = Number(process.hrtime.bigint() - t) / 1e9;
-    if (dt > seconds) {
-      if (sink === 0x12345678) console.error('');
-      return n / dt;
-    }
-    n *= dt < seconds / 8 ? 8 : 2;
+    if (process.hrtime.bigint() - t > SLICE_NS / 4n) break;
+    n *= 2;
   }
+  const rates: number[] = [];
+  const end = process.hrtime.bigint() + BigInt(Math.round(seconds * 1e9));
+  while (process.hrtime.bigint() < end) {
+    const t = process.hrtime.bigint();
+    sink ^= fn(n);
+    rates.push(n / (Number(process.hrtime.bigint() - t) / 1e9));
+  }
+  if (sink === 0x12345678) console.error('');
+  return median(rates);
 }
 
 // ── (a) compute ──────────────────────────────────────────────────────────────────────────────

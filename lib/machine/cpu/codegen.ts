@@ -59,8 +59,7 @@ export interface RegionInfo {
   readonly entries: ReadonlySet<number>;
 }
 
-/** Replaced when the function is finished: write-back code, and the device-access guard. */
-const WB = '\u0001WB\u0001';
+/** Replaced when the function is finished: the device-access guard. */
 const GUARD = '\u0001G\u0001';
 
 export class BlockBuilder {
@@ -142,7 +141,7 @@ export class BlockBuilder {
 
   /** Code that leaves the function with pc = (lo, hi) after `retired` instructions of this block. */
   exitCode(lo: string | number, hi: string | number, retired: number): string {
-    return `${WB}h.n = n + ${retired}; h.pcLo = ${lo}; h.pcHi = ${hi}; return;`;
+    return `n += ${retired}; h.pcLo = ${lo}; h.pcHi = ${hi}; break run;`;
   }
 
   /** Leave after the current instruction completed, continuing at the next one (always returns
@@ -161,7 +160,7 @@ export class BlockBuilder {
   /** Code that raises a synchronous exception at the current instruction (it does not retire). */
   trapCode(cause: string | number, tvLo: string | number, tvHi: string | number): string {
     const [pl, ph] = this.pcLit();
-    return `${WB}h.n = n + ${this.k}; h.trap(${cause}, ${tvLo}, ${tvHi}, ${pl}, ${ph}); return;`;
+    return `n += ${this.k}; h.n = n; h.trap(${cause}, ${tvLo}, ${tvHi}, ${pl}, ${ph}); break run;`;
   }
 
   /** Terminate: control goes to the constant `target` (branch, JAL, fall-through). */
@@ -171,11 +170,11 @@ export class BlockBuilder {
     const th = hi32(target);
     const idx = this.entryIndex(target);
     if (idx !== undefined) {
-      return `n += ${count}; if (n <= lim2 && WK[HID] === wk${GUARD}) { p = ${idx}; continue; } ${WB}h.n = n; h.pcLo = ${tl}; h.pcHi = ${th}; return;`;
+      return `n += ${count}; if (n <= lim2 && WK[HID] === wk${GUARD}) { p = ${idx}; continue; } h.pcLo = ${tl}; h.pcHi = ${th}; break run;`;
     }
     if (!this.region && target === this.start) {
       // A block that jumps to its own start loops inside its function.
-      return `n += ${count}; if (n + ${count} <= lim && WK[HID] === wk${GUARD}) continue; ${WB}h.n = n; h.pcLo = ${tl}; h.pcHi = ${th}; return;`;
+      return `n += ${count}; if (n + ${count} <= lim && WK[HID] === wk${GUARD}) continue; h.pcLo = ${tl}; h.pcHi = ${th}; break run;`;
     }
     return this.exitCode(tl, th, count);
   }
@@ -187,7 +186,7 @@ export class BlockBuilder {
     if (!this.region) return exit;
     const base = this.region.pageBase;
     // Inside this page: let the switch find the entry (its default case leaves).
-    return `if (ah === ${hi32(base)} && ((v = (al - ${lo32(base)}) | 0) >>> 0) < 4096) { n += ${count}; if (n <= lim2 && WK[HID] === wk${GUARD}) { p = v >> 2; continue; } ${WB}h.n = n; h.pcLo = al; h.pcHi = ah; return; } ${exit}`;
+    return `if (ah === ${hi32(base)} && ((v = (al - ${lo32(base)}) | 0) >>> 0) < 4096) { n += ${count}; if (n <= lim2 && WK[HID] === wk${GUARD}) { p = v >> 2; continue; } h.pcLo = al; h.pcHi = ah; break run; } ${exit}`;
   }
 
   private entryIndex(target: bigint): number | undefined {
@@ -202,7 +201,7 @@ export class BlockBuilder {
   /** Terminate: hand the current instruction to the runtime (CSR and system instructions). */
   sysCode(): string {
     const [pl, ph] = this.pcLit();
-    return `${WB}h.n = n + ${this.k}; h.pcLo = ${pl}; h.pcHi = ${ph}; h.sys(${this.insnRef()}); return;`;
+    return `n += ${this.k}; h.pcLo = ${pl}; h.pcHi = ${ph}; sy = ${this.insnRef()}; break run;`;
   }
 
   /** Registers (lo, hi) of rs1 + sign-extended imm into (al, ah). */
@@ -249,39 +248,48 @@ function prologue(regs: RegUse, extra: string): string {
   const decl = list.map((r) => `r${r}l = x[${2 * r}] | 0, r${r}h = x[${2 * r + 1}] | 0`);
   return [
     `const x = h.x; let n = h.n; const lim = h.limit; const wk = h.wake0; const ms = M.mmioSeq;${extra}`,
-    'let tl = 0, th = 0, al = 0, ah = 0, o = 0, v = 0;',
+    'let tl = 0, th = 0, al = 0, ah = 0, o = 0, v = 0, sy = null;',
     list.length ? `let ${decl.join(', ')};` : '',
   ].join('\n');
 }
 
-function resolve(code: string, regs: RegUse): string {
+/**
+ * Every exit leaves the `run:` loop with `n` and the pc already set (a trap has been entered,
+ * a system instruction is left in `sy`); the one epilogue writes the registers back.
+ */
+function epilogue(regs: RegUse): string {
   const wb = [...regs.written]
     .sort((a, b) => a - b)
-    .map((r) => `x[${2 * r}] = r${r}l; x[${2 * r + 1}] = r${r}h; `)
-    .join('');
-  return code.split(WB).join(wb).split(GUARD).join(regs.memOps ? ' && M.mmioSeq === ms' : '');
+    .map((r) => `x[${2 * r}] = r${r}l; x[${2 * r + 1}] = r${r}h;`)
+    .join(' ');
+  return `${wb}\nh.n = n;\nif (sy !== null) h.sys(sy);`;
+}
+
+function resolve(code: string, regs: RegUse): string {
+  return code.split(GUARD).join(regs.memOps ? ' && M.mmioSeq === ms' : '');
 }
 
 /** Source of a tier-1 function: `return function block() {...}`. */
 export function finishBlock(b: BlockBuilder): string {
-  return resolve(['return function block() {', prologue(b.regs, ''), 'for (;;) {', b.code(), '}', '};'].join('\n'), b.regs);
+  return resolve(['return function block() {', prologue(b.regs, ''), 'run: for (;;) {', b.code(), '}', epilogue(b.regs), '};'].join('\n'), b.regs);
 }
 
 /** Source of a tier-2 function over the blocks of one page: `return function region(p) {...}`. */
 export function finishRegion(blocks: readonly BlockBuilder[], regs: RegUse, region: RegionInfo, maxLen: number): string {
   const base = region.pageBase;
   const cases = blocks.map((b) => `case ${Number(b.start - base) >> 2}: {\n${b.code()}\n}`);
-  const leave = `default: ${WB}h.n = n; h.pcLo = (${lo32(base)} + (p << 2)) | 0; h.pcHi = ${hi32(base)}; return;`;
+  const leave = `default: h.pcLo = (${lo32(base)} + (p << 2)) | 0; h.pcHi = ${hi32(base)}; break run;`;
   return resolve(
     [
       'return function region(p) {',
       prologue(regs, ` const lim2 = lim - ${maxLen};`),
-      'for (;;) {',
+      'run: for (;;) {',
       'switch (p) {',
       ...cases,
       leave,
       '}',
       '}',
+      epilogue(regs),
       '};',
     ].join('\n'),
     regs,
