@@ -8,21 +8,24 @@
  *   ────────────────────────────────                ──────────────────────────────────────────
  *   function block() {                              function region(p) {     // p = entry index
  *     <prologue>                                      <prologue>
- *     for (;;) {          // loops only when the      for (;;) switch (p) {
+ *     run: for (;;) {     // loops only when the      run: for (;;) switch (p) {
  *       ...instructions   // block jumps to itself      case 4: ...block at +16...; p = 9; continue;
- *       <exit: write back, set pc, return>              case 9: ...block at +36...
- *     }                                                 default: <write back, pc = page + 4p, return>
- *   }                                                 }
+ *       <exit: n, pc; break run>                        case 9: ...block at +36...
+ *     }                                                 default: <pc = page + 4p; break run>
+ *     <epilogue>                                      }
+ *   }                                                 <epilogue>
  *                                                   }
  *
  *   prologue: const x = h.x; let n = h.n; const lim = h.limit; ...
  *             let r5l = x[10] | 0, r5h = x[11] | 0, ...   // guest registers as int32 locals
+ *   epilogue: x[10] = r5l; x[11] = r5h; ...; h.n = n; if (sy !== null) h.sys(sy);
  *
- * Guest registers live in JS locals (V8 keeps them in machine registers) and are written back to
- * `h.x` at every exit. Every exit writes back the same set — all registers written anywhere in
- * the function — which is always correct because untouched locals still hold the values they
- * were loaded with. Exits that leave mid-block (a trap, a store that hit translated code) set
- * `h.n` to the number of instructions retired, so instret stays exact.
+ * Guest registers live in JS locals (V8 keeps them in machine registers). Every exit sets the
+ * retired count `n` and the pc (or enters a trap, or leaves a CSR/system instruction in `sy`
+ * for the runtime) and breaks to the one epilogue, which writes back every register written
+ * anywhere in the function — always correct, because untouched locals still hold the values
+ * they were loaded with. Exits in the middle of a block (a trap, a store that hit translated
+ * code) count only the instructions that retired, so instret stays exact.
  *
  * Control stays inside a function only while the budget allows another full block
  * (`n <= lim - maxLen`), nobody kicked the hart (its wake word, read with a plain load, so the
