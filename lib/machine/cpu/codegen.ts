@@ -46,6 +46,8 @@ export interface FastPath {
   readonly writable: boolean;
   /** Mark dirty pages with Atomics.store (weakly ordered hosts). */
   readonly orderedDirty: boolean;
+  /** Aligned LD/SD as one 64-bit access (other harts may race with them), not two words. */
+  readonly atomic64: boolean;
 }
 
 /** Registers and memory use of everything in one generated function. */

@@ -79,6 +79,7 @@ export class Translator {
       size,
       writable: r0 ? !r0.region.readonly : false,
       orderedDirty,
+      atomic64: hart.env.lines.count > 1,
     };
     const scratch = new ArrayBuffer(8);
     const at = (insn: Insn, al: number, ah: number, vl: number, vh: number) => execAtomic(hart, mem, insn, al, ah, vl, vh);
