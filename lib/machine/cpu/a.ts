@@ -186,7 +186,7 @@ function result(m: Memory, lo: number, hi: number, status: number): number {
 const atomic: Gen = (b, i) => {
   b.regs.memOps = true;
   b.emit(`v = AT(${b.insnRef()}, ${b.l(i.rs1)}, ${b.h(i.rs1)}, ${b.l(i.rs2)}, ${b.h(i.rs2)});`);
-  b.emit(`if (v === 2) { ${b.trapCode('M.fault', 'M.tvLo', 'M.tvHi')} }`);
+  b.emit(`if (v === 2) { ${b.memTrapCode()} }`);
   b.set(i.rd, 'M.rl', 'M.vh');
   b.emit(`if (v !== 0) { ${b.exitNext()} }`);
 };

@@ -18,10 +18,11 @@
  *
  *   prologue: const x = h.x; let n = h.n; const lim = h.limit; ...
  *             let r5l = x[10] | 0, r5h = x[11] | 0, ...   // guest registers as int32 locals
- *   epilogue: x[10] = r5l; x[11] = r5h; ...; h.n = n; if (sy !== null) h.sys(sy);
+ *   epilogue: x[10] = r5l; x[11] = r5h; ...; h.n = n; then the pending trap or system
+ *             instruction, if the exit left one (tc, sy)
  *
  * Guest registers live in JS locals (V8 keeps them in machine registers). Every exit sets the
- * retired count `n` and the pc (or enters a trap, or leaves a CSR/system instruction in `sy`
+ * retired count `n` and the pc (or leaves a trap in `tc`…, or a CSR/system instruction in `sy`,
  * for the runtime) and breaks to the one epilogue, which writes back every register written
  * anywhere in the function — always correct, because untouched locals still hold the values
  * they were loaded with. Exits in the middle of a block (a trap, a store that hit translated
@@ -162,10 +163,17 @@ export class BlockBuilder {
     return this.jumpCode(this.nextPc());
   }
 
-  /** Code that raises a synchronous exception at the current instruction (it does not retire). */
-  trapCode(cause: string | number, tvLo: string | number, tvHi: string | number): string {
+  /** Code that raises a synchronous exception at the current instruction (it does not retire);
+   * the epilogue enters the trap. */
+  trapCode(cause: number, tvLo: string | number, tvHi: string | number): string {
     const [pl, ph] = this.pcLit();
-    return `n += ${this.k}; h.n = n; h.trap(${cause}, ${tvLo}, ${tvHi}, ${pl}, ${ph}); break run;`;
+    return `n += ${this.k}; tc = ${cause}; tvl = ${tvLo}; tvh = ${tvHi}; tpl = ${pl}; tph = ${ph}; break run;`;
+  }
+
+  /** The access just made through `M` faulted: trap with its cause and address. */
+  memTrapCode(): string {
+    const [pl, ph] = this.pcLit();
+    return `n += ${this.k}; tc = -1; tpl = ${pl}; tph = ${ph}; break run;`;
   }
 
   /** Terminate: control goes to the constant `target` (branch, JAL, fall-through). */
@@ -253,7 +261,7 @@ function prologue(regs: RegUse, extra: string): string {
   const decl = list.map((r) => `r${r}l = x[${2 * r}] | 0, r${r}h = x[${2 * r + 1}] | 0`);
   return [
     `const x = h.x; let n = h.n; const lim = h.limit; const wk = h.wake0; const ms = M.mmioSeq;${extra}`,
-    'let tl = 0, th = 0, al = 0, ah = 0, o = 0, v = 0, sy = null;',
+    'let tl = 0, th = 0, al = 0, ah = 0, o = 0, v = 0, sy = null, tc = -2, tvl = 0, tvh = 0, tpl = 0, tph = 0;',
     list.length ? `let ${decl.join(', ')};` : '',
   ].join('\n');
 }
@@ -267,7 +275,13 @@ function epilogue(regs: RegUse): string {
     .sort((a, b) => a - b)
     .map((r) => `x[${2 * r}] = r${r}l; x[${2 * r + 1}] = r${r}h;`)
     .join(' ');
-  return `${wb}\nh.n = n;\nif (sy !== null) h.sys(sy);`;
+  return [
+    wb,
+    'h.n = n;',
+    'if (sy !== null) h.sys(sy);',
+    'else if (tc === -1) h.trap(M.fault, M.tvLo, M.tvHi, tpl, tph);',
+    'else if (tc !== -2) h.trap(tc, tvl, tvh, tpl, tph);',
+  ].join('\n');
 }
 
 function resolve(code: string, regs: RegUse): string {

@@ -100,7 +100,7 @@ function branch(cond: (b: BlockBuilder, i: Insn) => string): Gen {
 function load(width: number, signed: boolean): Gen {
   return (b, i) => {
     b.address(i.rs1, i.imm);
-    const slow = `tl = M.load(al, ah, ${width}, ${signed}); if (M.fault !== 0) { ${b.trapCode('M.fault', 'M.tvLo', 'M.tvHi')} } th = M.vh;`;
+    const slow = `tl = M.load(al, ah, ${width}, ${signed}); if (M.fault !== 0) { ${b.memTrapCode()} } th = M.vh;`;
     if (!b.fast.enabled) {
       b.emit(slow);
     } else {
@@ -125,7 +125,7 @@ function store(width: number): Gen {
     b.address(i.rs1, i.imm);
     const vl = b.l(i.rs2);
     const vh = b.h(i.rs2);
-    const slow = `v = M.store(al, ah, ${width}, ${vl}, ${vh}); if (v !== 0) { if (v === 2) { ${b.trapCode('M.fault', 'M.tvLo', 'M.tvHi')} } ${b.exitNext()} }`;
+    const slow = `v = M.store(al, ah, ${width}, ${vl}, ${vh}); if (v !== 0) { if (v === 2) { ${b.memTrapCode()} } ${b.exitNext()} }`;
     if (!b.fast.enabled || !b.fast.writable) {
       b.emit(slow);
       return;
