@@ -183,7 +183,9 @@ export class BlockBuilder {
     const th = hi32(target);
     const idx = this.entryIndex(target);
     if (idx !== undefined) {
-      return `n += ${count}; if (n <= lim2 && WK[HID] === wk${GUARD}) { p = ${idx}; continue; } h.pcLo = ${tl}; h.pcHi = ${th}; break run;`;
+      // Only a backward jump can start another lap of a loop: forward ones need no kick check.
+      const guard = target <= this.start ? ` && WK[HID] === wk${GUARD}` : '';
+      return `n += ${count}; if (n <= lim2${guard}) { p = ${idx}; continue; } h.pcLo = ${tl}; h.pcHi = ${th}; break run;`;
     }
     if (!this.region && target === this.start) {
       // A block that jumps to its own start loops inside its function.
