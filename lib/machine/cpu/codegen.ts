@@ -29,9 +29,10 @@
  * code) count only the instructions that retired, so instret stays exact.
  *
  * Control stays inside a function only while the budget allows another full block
- * (`n <= lim - maxLen`), nobody kicked the hart (its wake word, read with a plain load, so the
- * worst case is bounded by `lim`), and no device was touched (a device may have raised a line):
- * each of those jumps is a block boundary, where the run loop would sample interrupt lines.
+ * (`n <= lim - maxLen`); on backward jumps — every loop has one — also only while nobody kicked
+ * the hart (its wake word, read with a plain load, so the worst case is bounded by `lim`) and no
+ * device was touched (a device may have raised a line). Each of those jumps is a block boundary,
+ * where the run loop would sample interrupt lines.
  */
 import { hi32, lo32 } from './int64';
 
