@@ -9,7 +9,7 @@
  *   function block() {                              function region(p) {     // p = entry index
  *     <prologue>                                      <prologue>
  *     run: for (;;) {     // loops only when the      run: for (;;) switch (p) {
- *       ...instructions   // block jumps to itself      case 4: ...block at +16...; p = 9; continue;
+ *       ...instructions   // block jumps to itself      case 4: ...block at +16...; p = 9; continue run;
  *       <exit: n, pc; break run>                        case 9: ...block at +36...
  *     }                                                 default: <pc = page + 4p; break run>
  *     <epilogue>                                      }
@@ -77,6 +77,8 @@ export class BlockBuilder {
   pc = 0n;
   /** Set once a terminator has been generated. */
   ended = false;
+  /** In a region: the block jumps to its own start (its case body is a loop). */
+  selfLoop = false;
 
   constructor(
     readonly fast: FastPath,
@@ -183,14 +185,19 @@ export class BlockBuilder {
     const tl = lo32(target);
     const th = hi32(target);
     const idx = this.entryIndex(target);
+    if (idx !== undefined && target === this.start) {
+      // A block that jumps to its own start loops in place, without going through the switch.
+      this.selfLoop = true;
+      return `n += ${count}; if (n <= lim2 && WK[HID] === wk${GUARD}) continue b${idx}; h.pcLo = ${tl}; h.pcHi = ${th}; break run;`;
+    }
     if (idx !== undefined) {
       // Only a backward jump can start another lap of a loop: forward ones need no kick check.
       const guard = target <= this.start ? ` && WK[HID] === wk${GUARD}` : '';
-      return `n += ${count}; if (n <= lim2${guard}) { p = ${idx}; continue; } h.pcLo = ${tl}; h.pcHi = ${th}; break run;`;
+      return `n += ${count}; if (n <= lim2${guard}) { p = ${idx}; continue run; } h.pcLo = ${tl}; h.pcHi = ${th}; break run;`;
     }
     if (!this.region && target === this.start) {
       // A block that jumps to its own start loops inside its function.
-      return `n += ${count}; if (n + ${count} <= lim && WK[HID] === wk${GUARD}) continue; h.pcLo = ${tl}; h.pcHi = ${th}; break run;`;
+      return `n += ${count}; if (n + ${count} <= lim && WK[HID] === wk${GUARD}) continue run; h.pcLo = ${tl}; h.pcHi = ${th}; break run;`;
     }
     return this.exitCode(tl, th, count);
   }
@@ -202,7 +209,7 @@ export class BlockBuilder {
     if (!this.region) return exit;
     const base = this.region.pageBase;
     // Inside this page: let the switch find the entry (its default case leaves).
-    return `if (ah === ${hi32(base)} && ((v = (al - ${lo32(base)}) | 0) >>> 0) < 4096) { n += ${count}; if (n <= lim2 && WK[HID] === wk${GUARD}) { p = v >> 2; continue; } h.pcLo = al; h.pcHi = ah; break run; } ${exit}`;
+    return `if (ah === ${hi32(base)} && ((v = (al - ${lo32(base)}) | 0) >>> 0) < 4096) { n += ${count}; if (n <= lim2 && WK[HID] === wk${GUARD}) { p = v >> 2; continue run; } h.pcLo = al; h.pcHi = ah; break run; } ${exit}`;
   }
 
   private entryIndex(target: bigint): number | undefined {
@@ -299,7 +306,10 @@ export function finishBlock(b: BlockBuilder): string {
 /** Source of a tier-2 function over the blocks of one page: `return function region(p) {...}`. */
 export function finishRegion(blocks: readonly BlockBuilder[], regs: RegUse, region: RegionInfo, maxLen: number): string {
   const base = region.pageBase;
-  const cases = blocks.map((b) => `case ${Number(b.start - base) >> 2}: {\n${b.code()}\n}`);
+  const cases = blocks.map((b) => {
+    const idx = Number(b.start - base) >> 2;
+    return b.selfLoop ? `case ${idx}: b${idx}: for (;;) {\n${b.code()}\n}` : `case ${idx}: {\n${b.code()}\n}`;
+  });
   const leave = `default: h.pcLo = (${lo32(base)} + (p << 2)) | 0; h.pcHi = ${hi32(base)}; break run;`;
   return resolve(
     [

@@ -88,3 +88,19 @@ test('a jump into the page at an address the region does not know leaves through
   expect(rig.run(1_000_000).reason).toBe('wfi');
   expect(rig.x(a0)).toBe(2900n + 100n * 10n);
 });
+
+test('nested loops: a self-looping block inside a region hands over to the next block', () => {
+  // inner: one block that jumps to itself; its fall-through and the outer loop are other
+  // blocks of the same region.
+  const a = new Asm(RAM_BASE);
+  a.li(t0, 300).li(a0, 0).li(a1, 0);
+  a.label('outer').li(t1, 50);
+  a.label('inner').i(enc.addi(a0, a0, 1), enc.addi(t1, t1, -1)).bne(t1, 0, 'inner');
+  a.i(enc.addi(a1, a1, 1), enc.addi(t0, t0, -1)).bne(t0, 0, 'outer').i(enc.wfi());
+  for (const threshold of [0, 2]) {
+    const rig = new Rig({ hart: { regionThreshold: threshold } }).load(a);
+    expect(rig.run(10_000_000).reason).toBe('wfi');
+    expect([rig.x(a0), rig.x(a1)]).toEqual([15000n, 300n]);
+    if (threshold) expect(rig.hart.cachedRegions).toBe(1);
+  }
+});
