@@ -10,7 +10,8 @@
  *          wake word changed (kick)?          → exit 'kick'   (the worker re-checks its run flag)
  *          every ~4k instructions, or after a device access: sample the timer (mtime ≥ timecmp)
  *          sample lines (Atomics.load), take the highest-priority enabled interrupt
- *          find or translate the block at pc (fetch fault → trap), run it
+ *          find or translate the block at pc (fetch fault → trap), run it; a block that has
+ *          run 32 times gets its page's hot blocks compiled into one region function (tier 2)
  *          the block may stop the loop: WFI with nothing pending → 'wfi', a trap loop → 'trap-loop'
  *   leave: registers, pc, counters, mip back into the HartState
  *
