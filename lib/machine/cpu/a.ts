@@ -184,9 +184,9 @@ function result(m: Memory, lo: number, hi: number, status: number): number {
 
 /** Every LR/SC/AMO: call the runtime, trap on a fault, write rd, end the block on SMC. */
 const atomic: Gen = (b, i) => {
-  b.memOps = true;
-  b.emit(`v = AT(IS[${b.k}], ${b.l(i.rs1)}, ${b.h(i.rs1)}, ${b.l(i.rs2)}, ${b.h(i.rs2)});`);
-  b.emit(`if (v === 2) { ${b.trapCode('M.fault', 'M.tvLo', 'M.tvHi')} }`);
+  b.regs.memOps = true;
+  b.emit(`v = AT(${b.insnRef()}, ${b.l(i.rs1)}, ${b.h(i.rs1)}, ${b.l(i.rs2)}, ${b.h(i.rs2)});`);
+  b.emit(`if (v === 2) { ${b.memTrapCode()} }`);
   b.set(i.rd, 'M.rl', 'M.vh');
   b.emit(`if (v !== 0) { ${b.exitNext()} }`);
 };

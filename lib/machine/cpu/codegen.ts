@@ -1,24 +1,38 @@
 /**
- * BlockBuilder: turns one basic block of decoded instructions into the source of a JavaScript
- * function, compiled once with `new Function` and then run many times (the QEMU TCG idea, with
- * V8 as the backend).
+ * Code generation: turns decoded instructions into JavaScript source, compiled once with
+ * `new Function` and then run many times (the QEMU TCG idea, with V8 as the backend).
  *
- * Shape of a generated block:
+ * Two shapes, two tiers:
  *
- *   function block() {
- *     const x = h.x; let n = h.n; const lim = h.limit;     // x: registers as (lo, hi) int32
- *     let r5l = x[10] | 0, r5h = x[11] | 0, ...;            // guest registers the block touches
- *     for (;;) {                                            // loops only when the block branches
- *       ...one chunk per instruction...                     //   back to its own start
- *       <terminator: set pc, write back, return>
- *     }
- *   }
+ *   block (tier 1): one basic block                 region (tier 2): the hot blocks of one page
+ *   ────────────────────────────────                ──────────────────────────────────────────
+ *   function block() {                              function region(p) {     // p = entry index
+ *     <prologue>                                      <prologue>
+ *     run: for (;;) {     // loops only when the      run: for (;;) switch (p) {
+ *       ...instructions   // block jumps to itself      case 4: ...block at +16...; p = 9; continue run;
+ *       <exit: n, pc; break run>                        case 9: ...block at +36...
+ *     }                                                 default: <pc = page + 4p; break run>
+ *     <epilogue>                                      }
+ *   }                                                 <epilogue>
+ *                                                   }
  *
- * Guest registers live in JS locals inside the block (V8 keeps them in machine registers) and
- * are written back to `h.x` at every exit; every exit writes back the same set (all registers the
- * block writes anywhere), which is always correct because untouched locals still hold the values
- * they were loaded with. Exits that leave mid-block (a trap, a store that hit translated code)
- * set `h.n` to the number of instructions that retired, so instret stays exact.
+ *   prologue: const x = h.x; let n = h.n; const lim = h.limit; ...
+ *             let r5l = x[10] | 0, r5h = x[11] | 0, ...   // guest registers as int32 locals
+ *   epilogue: x[10] = r5l; x[11] = r5h; ...; h.n = n; then the pending trap or system
+ *             instruction, if the exit left one (tc, sy)
+ *
+ * Guest registers live in JS locals (V8 keeps them in machine registers). Every exit sets the
+ * retired count `n` and the pc (or leaves a trap in `tc`…, or a CSR/system instruction in `sy`,
+ * for the runtime) and breaks to the one epilogue, which writes back every register written
+ * anywhere in the function — always correct, because untouched locals still hold the values
+ * they were loaded with. Exits in the middle of a block (a trap, a store that hit translated
+ * code) count only the instructions that retired, so instret stays exact.
+ *
+ * Control stays inside a function only while the budget allows another full block
+ * (`n <= lim - maxLen`); on backward jumps — every loop has one — also only while nobody kicked
+ * the hart (its wake word, read with a plain load, so the worst case is bounded by `lim`) and no
+ * device was touched (a device may have raised a line). Each of those jumps is a block boundary,
+ * where the run loop would sample interrupt lines.
  */
 import { hi32, lo32 } from './int64';
 
@@ -34,40 +48,57 @@ export interface FastPath {
   readonly writable: boolean;
   /** Mark dirty pages with Atomics.store (weakly ordered hosts). */
   readonly orderedDirty: boolean;
+  /** Aligned LD/SD as one 64-bit access (other harts may race with them), not two words. */
+  readonly atomic64: boolean;
 }
 
-const WB_MARK = '\u0001WB\u0001';
+/** Registers and memory use of everything in one generated function. */
+export class RegUse {
+  readonly used = new Set<number>();
+  readonly written = new Set<number>();
+  /** Some instruction may reach a device (loads, stores, atomics). */
+  memOps = false;
+}
+
+/** The page a region function covers and its entry points (word index within the page). */
+export interface RegionInfo {
+  readonly pageBase: bigint;
+  readonly entries: ReadonlySet<number>;
+}
+
+/** Replaced when the function is finished: the device-access guard. */
+const GUARD = '\u0001G\u0001';
 
 export class BlockBuilder {
   private readonly body: string[] = [];
-  private readonly used = new Set<number>();
-  private readonly written = new Set<number>();
-  /** Index of the instruction being generated. */
+  /** Index of the instruction being generated, within this block. */
   k = 0;
   /** Address of the instruction being generated, as a 64-bit value. */
   pc = 0n;
   /** Set once a terminator has been generated. */
   ended = false;
-  /** The block contains a branch back to its own start (a loop inside the function). */
-  loops = false;
-  /** The block has loads, stores or atomics (which may reach a device). */
-  memOps = false;
+  /** In a region: the block jumps to its own start (its case body is a loop). */
+  selfLoop = false;
 
   constructor(
     readonly fast: FastPath,
     readonly start: bigint,
+    readonly regs: RegUse = new RegUse(),
+    readonly region?: RegionInfo,
+    /** Index of this block's first instruction in the function's `IS` array. */
+    readonly isBase = 0,
   ) {}
 
   /** Low word of register r, as an expression. */
   l(r: number): string {
     if (r === 0) return '0';
-    this.used.add(r);
+    this.regs.used.add(r);
     return `r${r}l`;
   }
 
   h(r: number): string {
     if (r === 0) return '0';
-    this.used.add(r);
+    this.regs.used.add(r);
     return `r${r}h`;
   }
 
@@ -75,8 +106,7 @@ export class BlockBuilder {
    * read rd. Writes to x0 are dropped ("x0 is hardwired with all bits equal to 0"). */
   set(rd: number, lo: string, hi: string): void {
     if (rd === 0) return;
-    this.used.add(rd);
-    this.written.add(rd);
+    this.mark(rd);
     if (lo === 'tl' && hi === 'th') this.emit(`r${rd}l = tl; r${rd}h = th;`);
     else this.emit(`tl = ${lo}; th = ${hi}; r${rd}l = tl; r${rd}h = th;`);
   }
@@ -84,21 +114,29 @@ export class BlockBuilder {
   /** rd = lo sign-extended from 32 bits (the result of every *W instruction). */
   setW(rd: number, lo: string): void {
     if (rd === 0) return;
-    this.used.add(rd);
-    this.written.add(rd);
+    this.mark(rd);
     this.emit(`r${rd}l = ${lo}; r${rd}h = r${rd}l >> 31;`);
   }
 
   /** rd = constant 64-bit value. */
   setConst(rd: number, v: bigint): void {
     if (rd === 0) return;
-    this.used.add(rd);
-    this.written.add(rd);
+    this.mark(rd);
     this.emit(`r${rd}l = ${lo32(v)}; r${rd}h = ${hi32(v)};`);
+  }
+
+  private mark(rd: number): void {
+    this.regs.used.add(rd);
+    this.regs.written.add(rd);
   }
 
   emit(code: string): void {
     this.body.push(code);
+  }
+
+  /** The current instruction's record in the function's `IS` array. */
+  insnRef(): string {
+    return `IS[${this.isBase + this.k}]`;
   }
 
   /** pc of the current instruction as (lo, hi) literals. */
@@ -110,49 +148,88 @@ export class BlockBuilder {
     return BigInt.asUintN(64, this.pc + 4n);
   }
 
-  /** Code that leaves the block with pc = (lo, hi) after `retired` instructions of this pass. */
+  /** Code that leaves the function with pc = (lo, hi) after `retired` instructions of this block. */
   exitCode(lo: string | number, hi: string | number, retired: number): string {
-    return `${WB_MARK}h.n = n + ${retired}; h.pcLo = ${lo}; h.pcHi = ${hi}; return;`;
+    return `n += ${retired}; h.pcLo = ${lo}; h.pcHi = ${hi}; break run;`;
   }
 
-  /** Leave after the current instruction completed, continuing at the next one. */
+  /** Leave after the current instruction completed, continuing at the next one (always returns
+   * to the run loop: used after stores that hit translated code). */
   exitNext(): string {
     const nx = this.nextPc();
     return this.exitCode(lo32(nx), hi32(nx), this.k + 1);
   }
 
-  /** Code that raises a synchronous exception at the current instruction (it does not retire). */
-  trapCode(cause: string | number, tvLo: string | number, tvHi: string | number): string {
-    const [pl, ph] = this.pcLit();
-    return `${WB_MARK}h.n = n + ${this.k}; h.trap(${cause}, ${tvLo}, ${tvHi}, ${pl}, ${ph}); return;`;
+  /** Terminate by falling through to the next instruction (a block that ended at a branch not
+   * taken, the page end or the length limit). */
+  fallThrough(): string {
+    return this.jumpCode(this.nextPc());
   }
 
-  /** Terminate: control goes to the constant `target` (taken branch or JAL). */
+  /** Code that raises a synchronous exception at the current instruction (it does not retire);
+   * the epilogue enters the trap. */
+  trapCode(cause: number, tvLo: string | number, tvHi: string | number): string {
+    const [pl, ph] = this.pcLit();
+    return `n += ${this.k}; tc = ${cause}; tvl = ${tvLo}; tvh = ${tvHi}; tpl = ${pl}; tph = ${ph}; break run;`;
+  }
+
+  /** The access just made through `M` faulted: trap with its cause and address. */
+  memTrapCode(): string {
+    const [pl, ph] = this.pcLit();
+    return `n += ${this.k}; tc = -1; tpl = ${pl}; tph = ${ph}; break run;`;
+  }
+
+  /** Terminate: control goes to the constant `target` (branch, JAL, fall-through). */
   jumpCode(target: bigint): string {
     const count = this.k + 1;
     const tl = lo32(target);
     const th = hi32(target);
-    if (target === this.start) {
-      // A loop inside the block: keep going while another full pass fits under the limit and
-      // nobody kicked the hart; a pass that touched a device goes back to the run loop, since
-      // the device may have changed interrupt lines or the timer (each pass is a block
-      // boundary, where lines are sampled).
-      this.loops = true;
-      const mmio = this.memOps ? ' && M.mmioSeq === ms' : '';
-      return `n += ${count}; if (n + ${count} <= lim && WK[HID] === wk${mmio}) continue; ${WB_MARK}h.n = n; h.pcLo = ${tl}; h.pcHi = ${th}; return;`;
+    const idx = this.entryIndex(target);
+    if (idx !== undefined && target === this.start) {
+      // A block that jumps to its own start loops in place, without going through the switch.
+      this.selfLoop = true;
+      return `n += ${count}; if (n <= lim2 && WK[HID] === wk${GUARD}) continue b${idx}; h.pcLo = ${tl}; h.pcHi = ${th}; break run;`;
+    }
+    if (idx !== undefined) {
+      // Only a backward jump can start another lap of a loop: forward ones need no kick check.
+      const guard = target <= this.start ? ` && WK[HID] === wk${GUARD}` : '';
+      return `n += ${count}; if (n <= lim2${guard}) { p = ${idx}; continue run; } h.pcLo = ${tl}; h.pcHi = ${th}; break run;`;
+    }
+    if (!this.region && target === this.start) {
+      // A block that jumps to its own start loops inside its function.
+      return `n += ${count}; if (n + ${count} <= lim && WK[HID] === wk${GUARD}) continue run; h.pcLo = ${tl}; h.pcHi = ${th}; break run;`;
     }
     return this.exitCode(tl, th, count);
+  }
+
+  /** Terminate: control goes to (al, ah), computed at run time (JALR). */
+  dynamicJumpCode(): string {
+    const count = this.k + 1;
+    const exit = this.exitCode('al', 'ah', count);
+    if (!this.region) return exit;
+    const base = this.region.pageBase;
+    // Inside this page: let the switch find the entry (its default case leaves).
+    return `if (ah === ${hi32(base)} && ((v = (al - ${lo32(base)}) | 0) >>> 0) < 4096) { n += ${count}; if (n <= lim2 && WK[HID] === wk${GUARD}) { p = v >> 2; continue run; } h.pcLo = al; h.pcHi = ah; break run; } ${exit}`;
+  }
+
+  private entryIndex(target: bigint): number | undefined {
+    const r = this.region;
+    if (!r) return undefined;
+    const off = target - r.pageBase;
+    if (off < 0n || off >= 4096n) return undefined;
+    const idx = Number(off) >> 2;
+    return r.entries.has(idx) ? idx : undefined;
   }
 
   /** Terminate: hand the current instruction to the runtime (CSR and system instructions). */
   sysCode(): string {
     const [pl, ph] = this.pcLit();
-    return `${WB_MARK}h.n = n + ${this.k}; h.pcLo = ${pl}; h.pcHi = ${ph}; h.sys(IS[${this.k}]); return;`;
+    return `n += ${this.k}; h.pcLo = ${pl}; h.pcHi = ${ph}; sy = ${this.insnRef()}; break run;`;
   }
 
   /** Registers (lo, hi) of rs1 + sign-extended imm into (al, ah). */
   address(rs1: number, imm: number): void {
-    this.memOps = true;
+    this.regs.memOps = true;
     const immHi = imm < 0 ? -1 : 0;
     if (rs1 === 0) {
       this.emit(`al = ${imm | 0}; ah = ${immHi};`);
@@ -183,24 +260,70 @@ export class BlockBuilder {
     return this.fast.orderedDirty ? 'Atomics.store(D, o >>> 12, 1);' : 'D[o >>> 12] = 1;';
   }
 
-  /** The function source. */
-  finish(): string {
-    const regs = [...this.used].sort((a, b) => a - b);
-    const decl = regs.map((r) => `r${r}l = x[${2 * r}] | 0, r${r}h = x[${2 * r + 1}] | 0`);
-    const wb = [...this.written]
-      .sort((a, b) => a - b)
-      .map((r) => `x[${2 * r}] = r${r}l; x[${2 * r + 1}] = r${r}h; `)
-      .join('');
-    const body = this.body.join('\n').split(WB_MARK).join(wb);
-    return [
-      'return function block() {',
-      'const x = h.x; let n = h.n; const lim = h.limit; const wk = h.wake0; const ms = M.mmioSeq;',
-      'let tl = 0, th = 0, al = 0, ah = 0, o = 0, v = 0;',
-      regs.length ? `let ${decl.join(', ')};` : '',
-      'for (;;) {',
-      body,
-      '}',
-      '};',
-    ].join('\n');
+  /** The generated statements, markers not yet resolved. */
+  code(): string {
+    return this.body.join('\n');
   }
+}
+
+function prologue(regs: RegUse, extra: string): string {
+  const list = [...regs.used].sort((a, b) => a - b);
+  const decl = list.map((r) => `r${r}l = x[${2 * r}] | 0, r${r}h = x[${2 * r + 1}] | 0`);
+  return [
+    `const x = h.x; let n = h.n; const lim = h.limit; const wk = h.wake0; const ms = M.mmioSeq;${extra}`,
+    'let tl = 0, th = 0, al = 0, ah = 0, o = 0, v = 0, sy = null, tc = -2, tvl = 0, tvh = 0, tpl = 0, tph = 0;',
+    list.length ? `let ${decl.join(', ')};` : '',
+  ].join('\n');
+}
+
+/**
+ * Every exit leaves the `run:` loop with `n` and the pc already set (a trap has been entered,
+ * a system instruction is left in `sy`); the one epilogue writes the registers back.
+ */
+function epilogue(regs: RegUse): string {
+  const wb = [...regs.written]
+    .sort((a, b) => a - b)
+    .map((r) => `x[${2 * r}] = r${r}l; x[${2 * r + 1}] = r${r}h;`)
+    .join(' ');
+  return [
+    wb,
+    'h.n = n;',
+    'if (sy !== null) h.sys(sy);',
+    'else if (tc === -1) h.trap(M.fault, M.tvLo, M.tvHi, tpl, tph);',
+    'else if (tc !== -2) h.trap(tc, tvl, tvh, tpl, tph);',
+  ].join('\n');
+}
+
+function resolve(code: string, regs: RegUse): string {
+  return code.split(GUARD).join(regs.memOps ? ' && M.mmioSeq === ms' : '');
+}
+
+/** Source of a tier-1 function: `return function block() {...}`. */
+export function finishBlock(b: BlockBuilder): string {
+  return resolve(['return function block() {', prologue(b.regs, ''), 'run: for (;;) {', b.code(), '}', epilogue(b.regs), '};'].join('\n'), b.regs);
+}
+
+/** Source of a tier-2 function over the blocks of one page: `return function region(p) {...}`. */
+export function finishRegion(blocks: readonly BlockBuilder[], regs: RegUse, region: RegionInfo, maxLen: number): string {
+  const base = region.pageBase;
+  const cases = blocks.map((b) => {
+    const idx = Number(b.start - base) >> 2;
+    return b.selfLoop ? `case ${idx}: b${idx}: for (;;) {\n${b.code()}\n}` : `case ${idx}: {\n${b.code()}\n}`;
+  });
+  const leave = `default: h.pcLo = (${lo32(base)} + (p << 2)) | 0; h.pcHi = ${hi32(base)}; break run;`;
+  return resolve(
+    [
+      'return function region(p) {',
+      prologue(regs, ` const lim2 = lim - ${maxLen};`),
+      'run: for (;;) {',
+      'switch (p) {',
+      ...cases,
+      leave,
+      '}',
+      '}',
+      epilogue(regs),
+      '};',
+    ].join('\n'),
+    regs,
+  );
 }

@@ -92,7 +92,7 @@ function branch(cond: (b: BlockBuilder, i: Insn) => string): Gen {
         ? b.trapCode(CAUSE.INSN_MISALIGNED, Number(BigInt.asIntN(32, target)), Number(BigInt.asIntN(32, target >> 32n)))
         : b.jumpCode(target);
     b.emit(`if (${cond(b, i)}) { ${taken} }`);
-    b.emit(b.exitNext());
+    b.emit(b.fallThrough());
     b.ended = true;
   };
 }
@@ -100,7 +100,7 @@ function branch(cond: (b: BlockBuilder, i: Insn) => string): Gen {
 function load(width: number, signed: boolean): Gen {
   return (b, i) => {
     b.address(i.rs1, i.imm);
-    const slow = `tl = M.load(al, ah, ${width}, ${signed}); if (M.fault !== 0) { ${b.trapCode('M.fault', 'M.tvLo', 'M.tvHi')} } th = M.vh;`;
+    const slow = `tl = M.load(al, ah, ${width}, ${signed}); if (M.fault !== 0) { ${b.memTrapCode()} } th = M.vh;`;
     if (!b.fast.enabled) {
       b.emit(slow);
     } else {
@@ -109,8 +109,10 @@ function load(width: number, signed: boolean): Gen {
         case 1: fast = signed ? 'tl = I8[o]; th = tl >> 31;' : 'tl = U8[o]; th = 0;'; break;
         case 2: fast = signed ? 'tl = I16[o >> 1]; th = tl >> 31;' : 'tl = U16[o >> 1]; th = 0;'; break;
         case 4: fast = signed ? 'tl = I32[o >> 2]; th = tl >> 31;' : 'tl = I32[o >> 2]; th = 0;'; break;
-        // One 64-bit load, so an aligned LD is single-copy atomic against other harts' SD.
-        default: fast = 'SF[0] = F64[o >> 3]; tl = SI[0]; th = SI[1];';
+        // With other harts around, one 64-bit load, so an aligned LD is single-copy atomic
+        // against their SDs ("aligned ... accesses are single-copy atomic", RVWMO); alone, two
+        // word loads are cheaper and nobody can tell.
+        default: fast = b.fast.atomic64 ? 'SF[0] = F64[o >> 3]; tl = SI[0]; th = SI[1];' : 'tl = I32[o >> 2]; th = I32[(o >> 2) + 1];';
       }
       b.emit(`if (${b.fastCheck(width)}) { ${fast} } else { ${slow} }`);
     }
@@ -123,7 +125,7 @@ function store(width: number): Gen {
     b.address(i.rs1, i.imm);
     const vl = b.l(i.rs2);
     const vh = b.h(i.rs2);
-    const slow = `v = M.store(al, ah, ${width}, ${vl}, ${vh}); if (v !== 0) { if (v === 2) { ${b.trapCode('M.fault', 'M.tvLo', 'M.tvHi')} } ${b.exitNext()} }`;
+    const slow = `v = M.store(al, ah, ${width}, ${vl}, ${vh}); if (v !== 0) { if (v === 2) { ${b.memTrapCode()} } ${b.exitNext()} }`;
     if (!b.fast.enabled || !b.fast.writable) {
       b.emit(slow);
       return;
@@ -133,7 +135,7 @@ function store(width: number): Gen {
       case 1: st = `U8[o] = ${vl};`; break;
       case 2: st = `U16[o >> 1] = ${vl};`; break;
       case 4: st = `I32[o >> 2] = ${vl};`; break;
-      default: st = `SI[0] = ${vl}; SI[1] = ${vh}; F64[o >> 3] = SF[0];`;
+      default: st = b.fast.atomic64 ? `SI[0] = ${vl}; SI[1] = ${vh}; F64[o >> 3] = SF[0];` : `I32[o >> 2] = ${vl}; I32[(o >> 2) + 1] = ${vh};`;
     }
     // Data first, then the dirty mark, then the check for translated code on the page.
     b.emit(
@@ -161,7 +163,7 @@ export const RV64I: Partial<Record<Mnemonic, Gen>> = {
     b.emit('al &= -2;');
     b.emit(`if ((al & 2) !== 0) { ${b.trapCode(CAUSE.INSN_MISALIGNED, 'al', 'ah')} }`);
     b.setConst(i.rd, b.nextPc());
-    b.emit(b.exitCode('al', 'ah', b.k + 1));
+    b.emit(b.dynamicJumpCode());
     b.ended = true;
   },
 

@@ -1,16 +1,17 @@
 /**
- * Translation: fetch and decode a basic block once, generate its JavaScript, compile it, and
- * keep it until the code it came from changes.
+ * Translation: fetch and decode a basic block once, generate its JavaScript, compile it.
  *
- * A block starts at some pc and runs until the first instruction that ends a block (branch,
- * jump, CSR or system instruction, illegal instruction), the end of the 4 KiB page, or the
- * length limit. Blocks never cross a page, so invalidation works page by page: a store to a page
- * that holds translated code drops exactly the blocks whose bytes it overlaps (per-block byte
- * ranges, so data sharing a page with code does not thrash), and FENCE.I or a state load drops
- * everything.
+ * Tier 1 — a block starts at some pc and runs until the first instruction that ends a block
+ * (branch, jump, CSR or system instruction, illegal instruction), the end of the 4 KiB page, or
+ * the length limit. Blocks never cross a page.
+ *
+ * Tier 2 — once blocks of a page are hot, the page's hot blocks are compiled together into one
+ * region function (codegen.ts) so that jumps between them stay inside the function, with guest
+ * registers in locals. Region code reuses the blocks' decoded instructions: nothing is fetched
+ * or decoded twice.
  */
 import { A_EXT, execAtomic } from './a';
-import { BlockBuilder, type FastPath } from './codegen';
+import { BlockBuilder, finishBlock, finishRegion, RegUse, type FastPath, type RegionInfo } from './codegen';
 import { decode, endsBlock, type Insn, type Mnemonic } from './decode';
 import type { Hart } from './hart';
 import { toNumber } from './int64';
@@ -22,20 +23,33 @@ import { CAUSE } from './trap';
 export interface Block {
   readonly pcLo: number;
   readonly pcHi: number;
-  readonly region: number;
-  /** Region offsets of the first byte and one past the last byte of the block's code. */
+  /** RAM region index and offsets of the first byte and one past the last byte of the code. */
+  readonly ram: number;
   readonly start: number;
   readonly end: number;
   /** Instructions in one pass through the block. */
   readonly len: number;
-  readonly fn: () => void;
-  /** Generated source, kept for debugging and profiles. */
+  readonly insns: readonly Insn[];
+  readonly fn: (p: number) => void;
+  /** Generated source, for debugging and profiles. */
+  readonly source: string;
+}
+
+export interface Region {
+  readonly ram: number;
+  /** Page number within the RAM region. */
+  readonly page: number;
+  readonly blocks: readonly Block[];
+  /** Longest block: the run loop enters only with at least this much budget left. */
+  readonly maxLen: number;
+  readonly fn: (p: number) => void;
   readonly source: string;
 }
 
 const GENERATORS: Partial<Record<Mnemonic, Gen>> = { ...RV64I, ...M_EXT, ...A_EXT };
 
 const FACTORY_PARAMS = ['h', 'M', 'I8', 'U8', 'I16', 'U16', 'I32', 'F64', 'SF', 'SI', 'D', 'C', 'IS', 'MR', 'AT', 'FB', 'WK', 'HID'];
+const IS_PARAM = FACTORY_PARAMS.indexOf('IS');
 
 /** The shared word FENCE does a locked operation on (any word works; it is only a barrier). */
 const FENCE_WORD = new Int32Array(new SharedArrayBuffer(4));
@@ -51,7 +65,7 @@ export class Translator {
   readonly fast: FastPath;
 
   constructor(
-    private readonly hart: Hart,
+    hart: Hart,
     private readonly mem: Memory,
     orderedDirty: boolean,
   ) {
@@ -65,6 +79,7 @@ export class Translator {
       size,
       writable: r0 ? !r0.region.readonly : false,
       orderedDirty,
+      atomic64: hart.env.lines.count > 1,
     };
     const scratch = new ArrayBuffer(8);
     const at = (insn: Insn, al: number, ah: number, vl: number, vh: number) => execAtomic(hart, mem, insn, al, ah, vl, vh);
@@ -83,7 +98,7 @@ export class Translator {
    * Translate the block at pc = (lo, hi), at most `maxLen` instructions. Returns undefined when
    * the first instruction cannot be fetched (the caller raises an instruction access fault).
    */
-  translate(pcLo: number, pcHi: number, maxLen: number): Block | undefined {
+  translateBlock(pcLo: number, pcHi: number, maxLen: number): Block | undefined {
     if (pcHi >>> 0 >= 0x200000) return undefined;
     const paddr = toNumber(pcLo, pcHi);
     const where = this.mem.locate(paddr);
@@ -95,32 +110,55 @@ export class Translator {
     let off = where.off;
     while (!b.ended) {
       const word = this.mem.fetch(paddr + (off - where.off));
-      if (word === undefined) break; // cannot happen inside a RAM page; be safe
-      const insn = decode(word);
-      insns.push(insn);
-      b.k = insns.length - 1;
-      b.pc = start + BigInt(off - where.off);
-      this.generate(b, insn);
+      if (word === undefined) break; // cannot happen inside a RAM page
+      insns.push(decode(word));
       off += 4;
-      if (!b.ended && (off >= pageEnd || insns.length >= maxLen)) {
-        b.emit(b.exitNext());
-        b.ended = true;
-      }
+      this.emitInsn(b, insns, insns.length - 1, off >= pageEnd || insns.length >= maxLen);
     }
-    const source = b.finish();
-    const factory = new Function(...FACTORY_PARAMS, source) as (...a: unknown[]) => () => void;
-    const args = this.args.slice();
-    args[FACTORY_PARAMS.indexOf('IS')] = insns;
+    const source = finishBlock(b);
     return {
-      pcLo,
-      pcHi,
-      region: where.region,
-      start: where.off,
-      end: off,
-      len: insns.length,
-      fn: factory(...args),
-      source,
+      pcLo, pcHi, ram: where.region, start: where.off, end: off, len: insns.length, insns,
+      fn: this.compile(source, insns), source,
     };
+  }
+
+  /** Compile the given blocks of one page (tier-1 blocks, decoded already) into one function. */
+  translateRegion(ram: number, page: number, blocks: readonly Block[]): Region {
+    const first = blocks[0];
+    const pageBase = ((BigInt(first.pcHi >>> 0) << 32n) | BigInt(first.pcLo >>> 0)) - BigInt(first.start - page * 4096);
+    const info: RegionInfo = { pageBase, entries: new Set(blocks.map((bl) => (bl.start - page * 4096) >> 2)) };
+    const regs = new RegUse();
+    const builders: BlockBuilder[] = [];
+    const all: Insn[] = [];
+    let maxLen = 1;
+    for (const bl of blocks) {
+      const b = new BlockBuilder(this.fast, pageBase + BigInt(bl.start - page * 4096), regs, info, all.length);
+      all.push(...bl.insns);
+      bl.insns.forEach((_, k) => this.emitInsn(b, bl.insns, k, k === bl.insns.length - 1));
+      builders.push(b);
+      maxLen = Math.max(maxLen, bl.len);
+    }
+    const source = finishRegion(builders, regs, info, maxLen);
+    return { ram, page, blocks, maxLen, fn: this.compile(source, all), source };
+  }
+
+  /** Generate instruction k of a block; `last` ends the block by falling through. */
+  private emitInsn(b: BlockBuilder, insns: readonly Insn[], k: number, last: boolean): void {
+    const insn = insns[k];
+    b.k = k;
+    b.pc = b.start + BigInt(4 * k);
+    this.generate(b, insn);
+    if (!b.ended && last) {
+      b.emit(b.fallThrough());
+      b.ended = true;
+    }
+  }
+
+  private compile(source: string, insns: readonly Insn[]): (p: number) => void {
+    const factory = new Function(...FACTORY_PARAMS, source) as (...a: unknown[]) => (p: number) => void;
+    const args = this.args.slice();
+    args[IS_PARAM] = insns;
+    return factory(...args);
   }
 
   private generate(b: BlockBuilder, insn: Insn): void {
@@ -144,91 +182,3 @@ export class Translator {
     throw new Error(`no generator for ${insn.op}`);
   }
 }
-
-/** Direct-mapped lookup in front of a map from pc to block, plus the per-page index used to
- * invalidate. Page keys are region × 2^24 + page number (16 GiB regions have 2^22 pages). */
-export class BlockCache {
-  private static readonly BITS = 13;
-  private readonly table: (Block | undefined)[] = new Array(1 << BlockCache.BITS).fill(undefined);
-  private readonly byPc = new Map<number, Block>();
-  private readonly steps = new Map<number, Block>();
-  private readonly byPage = new Map<number, Block[]>();
-
-  constructor(private readonly mem: Memory) {}
-
-  lookup(pcLo: number, pcHi: number): Block | undefined {
-    const b = this.table[(pcLo >>> 2) & ((1 << BlockCache.BITS) - 1)];
-    if (b !== undefined && b.pcLo === pcLo && b.pcHi === pcHi) return b;
-    const m = this.byPc.get(toNumber(pcLo, pcHi));
-    if (m !== undefined) this.table[(pcLo >>> 2) & ((1 << BlockCache.BITS) - 1)] = m;
-    return m;
-  }
-
-  lookupStep(pcLo: number, pcHi: number): Block | undefined {
-    return this.steps.get(toNumber(pcLo, pcHi));
-  }
-
-  insert(b: Block, step = false): void {
-    const key = toNumber(b.pcLo, b.pcHi);
-    if (step) this.steps.set(key, b);
-    else {
-      this.byPc.set(key, b);
-      this.table[(b.pcLo >>> 2) & ((1 << BlockCache.BITS) - 1)] = b;
-    }
-    const page = Math.floor(b.start / 4096);
-    const pk = b.region * 2 ** 24 + page;
-    let list = this.byPage.get(pk);
-    if (!list) this.byPage.set(pk, (list = []));
-    list.push(b);
-    this.mem.regions[b.region].code[page] = 1;
-  }
-
-  /** Drop blocks overlapping [off, off+width) of a region; true if any was dropped. */
-  invalidate(region: number, off: number, width: number): boolean {
-    let hit = false;
-    const first = Math.floor(off / 4096);
-    const last = Math.floor((off + width - 1) / 4096);
-    for (let page = first; page <= last; page++) {
-      const pk = region * 2 ** 24 + page;
-      const list = this.byPage.get(pk);
-      if (!list) continue;
-      const keep: Block[] = [];
-      for (const b of list) {
-        if (off < b.end && off + width > b.start) {
-          this.drop(b);
-          hit = true;
-        } else keep.push(b);
-      }
-      if (keep.length) this.byPage.set(pk, keep);
-      else {
-        this.byPage.delete(pk);
-        this.mem.regions[region].code[page] = 0;
-      }
-    }
-    return hit;
-  }
-
-  private drop(b: Block): void {
-    const key = toNumber(b.pcLo, b.pcHi);
-    if (this.byPc.get(key) === b) this.byPc.delete(key);
-    if (this.steps.get(key) === b) this.steps.delete(key);
-    const slot = (b.pcLo >>> 2) & ((1 << BlockCache.BITS) - 1);
-    if (this.table[slot] === b) this.table[slot] = undefined;
-  }
-
-  flush(): void {
-    this.table.fill(undefined);
-    this.byPc.clear();
-    this.steps.clear();
-    for (const pk of this.byPage.keys()) {
-      const region = Math.floor(pk / 2 ** 24);
-      this.mem.regions[region].code[pk - region * 2 ** 24] = 0;
-    }
-    this.byPage.clear();
-  }
-
-  get size(): number {
-    return this.byPc.size;
-  }
-}
-

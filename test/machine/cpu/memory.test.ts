@@ -5,9 +5,10 @@ import { Asm, enc, makeRam, REG, RAM_BASE, Rig, runTrap, TestDevice } from './he
 const { a0, a1, a2, a3, a4, a5, a6, s0, t0 } = REG;
 const DATA = RAM_BASE + 0x10000;
 
-describe('loads extend like the spec says', () => {
+// One hart uses two word accesses for LD/SD; with several, one 64-bit access: test both.
+describe.each([1, 2])('loads extend like the spec says (%i harts)', (harts) => {
   test('LB/LH/LW sign-extend, LBU/LHU/LWU zero-extend, LD reads 64 bits', () => {
-    const rig = new Rig();
+    const rig = new Rig({ harts });
     rig.setU64(DATA, 0x8182838485868788n);
     rig.load(
       new Asm(RAM_BASE).li(s0, DATA).i(
@@ -40,9 +41,9 @@ describe('loads extend like the spec says', () => {
   });
 });
 
-describe('stores', () => {
+describe.each([1, 2])('stores (%i harts)', (harts) => {
   test('SB/SH/SW/SD write the low bytes, little-endian, with negative offsets', () => {
-    const rig = new Rig();
+    const rig = new Rig({ harts });
     rig.load(
       new Asm(RAM_BASE).li(s0, DATA + 64).li(a0, 0x1122334455667788n).i(
         enc.sd(a0, s0, -64), enc.sw(a0, s0, -56), enc.sh(a0, s0, -48), enc.sb(a0, s0, -40), enc.wfi(),

@@ -69,9 +69,12 @@ test('save on one hart, load on another, continue: same result as running straig
   const cpu = save(cpuVMState, src.state);
   const common = save(cpuCommonVMState, src.state);
 
-  const dst = new Rig();
-  dst.bytes.set(src.bytes);
-  dst.run(0); // the destination hart has run before: its cache must not survive the load
+  // The destination hart has run other code at the same addresses: the load must drop it.
+  const other = new Asm(RAM_BASE).li(REG.t0, 300).label('l').i(enc.addi(REG.a0, REG.a0, 7), enc.addi(REG.t0, REG.t0, -1)).bne(REG.t0, 0, 'l').i(enc.wfi());
+  const dst = new Rig().load(other);
+  dst.run(500);
+  expect(dst.hart.cachedBlocks).toBeGreaterThan(0);
+  dst.bytes.set(src.bytes); // RAM arrives (as the migration's RAM section would put it)
   load(cpuVMState, dst.state, cpu);
   load(cpuCommonVMState, dst.state, common);
   expect(dst.run(1_000_000).reason).toBe('wfi');
