@@ -82,7 +82,6 @@ function main(d: VcpuWorkerData): void {
     }
     if (Atomics.load(ctl, CTL_STATE) !== STATE_RUNNING) Atomics.store(ctl, CTL_STATE, STATE_RUNNING);
 
-    const seen = Atomics.load(wake, h);
     const exit = hart.run(SLICE);
     retired += exit.executed;
     Atomics.store(ctl, CTL_RETIRED_LO, retired | 0);
@@ -98,7 +97,8 @@ function main(d: VcpuWorkerData): void {
         // the hart is parked anyway and a kick wakes it.
         timeout = Math.max(0, ticks / (devs.clint.freq / 1000));
       }
-      Atomics.wait(wake, h, seen, timeout);
+      // wake0 is the wake word as the run began: a line raised since then ends the wait at once.
+      Atomics.wait(wake, h, hart.wake0, timeout);
       sliceStart = performance.now();
     } else if (exit.reason === 'trap-loop') {
       trappedGen = state.generation;
