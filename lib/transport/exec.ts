@@ -33,7 +33,7 @@ export type ExecRole = 'outgoing' | 'incoming';
 
 const KILL_GRACE_MS = 1000;
 
-interface ExitStatus {
+export interface ExitStatus {
   code: number | null;
   signal: NodeJS.Signals | null;
 }
@@ -79,6 +79,12 @@ export class ExecChannel extends StreamChannel {
   /** The exit status, once the command has exited. */
   get exitStatus(): ExitStatus | null {
     return this.status;
+  }
+
+  /** Resolves with the exit status when the command has exited (whatever the status). */
+  async wait(): Promise<ExitStatus> {
+    await this.exited;
+    return this.status!;
   }
 
   protected override inputEnded(): void {

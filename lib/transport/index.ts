@@ -23,7 +23,7 @@ export { connectSocket, listenSocket } from './socket';
 export { connectFd, listenFd, fdChannel, resolveFd, fdKind } from './fd';
 export type { FdDirection, FdKind } from './fd';
 export { connectExec, listenExec, spawnExec, ExecChannel } from './exec';
-export type { ExecRole } from './exec';
+export type { ExecRole, ExitStatus } from './exec';
 export { connectFile, listenFile } from './file';
 export type { FileOptions } from './file';
 

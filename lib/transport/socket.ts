@@ -16,7 +16,9 @@
  *
  * unix: follows QEMU's unix_listen_saddr: whatever is at PATH is unlinked before bind(2)
  * (ENOENT is fine, other errors fail the listen), and close() removes the socket file again
- * (socket_listen_cleanup) — here only if PATH is still the socket this listener bound.
+ * (socket_listen_cleanup). libuv already unlinks a listening pipe's path when it closes the
+ * handle, as QEMU does, without looking at what is there; the fallback here removes PATH
+ * only if it is still the socket this listener bound.
  */
 import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
