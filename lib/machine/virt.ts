@@ -89,6 +89,7 @@ export class VirtMachine extends EventEmitter {
   private fdtBlob: Buffer | null = null;
   private state: RunState = 'prelaunch';
   private destroyed = false;
+  private populating: Promise<void> | null = null;
 
   private constructor(readonly opts: MachineOptions) {
     super();
@@ -199,10 +200,28 @@ export class VirtMachine extends EventEmitter {
     return block.read(addr - block.base, length);
   }
 
-  private static workerPath(): string {
+  private static workerPath(name = 'vcpu-worker'): string {
     // Under ts-jest this module is loaded from lib/; the worker always runs compiled code.
-    if (__filename.endsWith('.ts')) return path.resolve(__dirname, '../../dist/lib/machine/vcpu-worker.js');
-    return path.join(__dirname, 'vcpu-worker.js');
+    if (__filename.endsWith('.ts')) return path.resolve(__dirname, `../../dist/lib/machine/${name}.js`);
+    return path.join(__dirname, `${name}.js`);
+  }
+
+  /**
+   * Fault guest RAM in from a helper thread while nothing waits for it (an incoming migration's
+   * destination before the stream arrives). Resolves when done; the machine may be used
+   * meanwhile. destroy() waits for it, since it must not unmap under the worker.
+   */
+  populateInBackground(): Promise<void> {
+    if (this.populating) return this.populating;
+    const w = new Worker(VirtMachine.workerPath('populate-worker'), {
+      workerData: { addr: this.ram.mapping.addr, size: this.ram.size },
+      name: 'populate',
+    });
+    this.populating = new Promise<void>((resolve) => {
+      w.once('exit', () => resolve());
+      w.once('error', () => resolve());
+    });
+    return this.populating;
   }
 
   private async spawnWorkers(): Promise<void> {
@@ -365,6 +384,7 @@ export class VirtMachine extends EventEmitter {
     }
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers = [];
+    await this.populating;
     this.drainer?.stop();
     this.devices?.uart.disarmRxTimeout();
     this.ram?.close();

@@ -79,7 +79,9 @@ export class QemuFileWriter {
     this.maxIov = Math.max(2, opts.maxIov ?? 256);
     this.copyThreshold = opts.copyThreshold ?? 256;
     this.rateLimiter = opts.rateLimiter;
-    this.staging = new Uint8Array(this.stagingSize);
+    // Not zero-filled: every byte handed on is written first (allocUnsafeSlow is unpooled, so a
+    // chunk the sink still holds is never reused).
+    this.staging = Buffer.allocUnsafeSlow(this.stagingSize);
     this.dv = new DataView(this.staging.buffer);
   }
 
@@ -334,7 +336,9 @@ export class QemuFileWriter {
 
   private rollStaging(): void {
     this.flush();
-    this.staging = new Uint8Array(this.stagingSize);
+    // Not zero-filled: every byte handed on is written first (allocUnsafeSlow is unpooled, so a
+    // chunk the sink still holds is never reused).
+    this.staging = Buffer.allocUnsafeSlow(this.stagingSize);
     this.dv = new DataView(this.staging.buffer);
     this.pos = 0;
     this.segStart = 0;
