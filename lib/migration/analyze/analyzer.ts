@@ -357,11 +357,12 @@ class Analyzer {
     if (summary !== tps && summary !== DEFAULT_PAGE_SIZE) this.fail('EANALYZE_RAM', `postcopy with huge-page blocks (page size summary 0x${summary.toString(16)}) is not supported`, at, 'command');
   }
 
-  /** The blob that follows PACKAGED: a nested stream, read whole and parsed. */
+  /** The blob that follows PACKAGED: a nested stream, read whole and parsed. Buffered before
+   * anything is allocated for it, so a short file announcing a big blob costs nothing. */
   private async packaged(f: QemuFileReader, size: number): Promise<void> {
-    const blob = new Uint8Array(size);
     const start = f.position;
-    if (!(await f.readInto(blob))) this.fail('EANALYZE_TRUNCATED', `stream ended inside a PACKAGED blob of ${size} bytes`, f.position, 'command');
+    await this.need(f, size, `a PACKAGED blob of ${size} bytes`, 'command');
+    const blob = f.getBytes(size);
     const inner = QemuFileReader.fromBytes(blob);
     try {
       await this.loop(inner, start, 1);
@@ -382,8 +383,8 @@ class Analyzer {
       f.skip(1);
       const len = f.getBe32();
       if (len > VMDESC_JSON_MAX) this.fail('EANALYZE_LIMIT', `vmdesc of ${len} bytes over ${VMDESC_JSON_MAX}`, at, 'vmdesc');
-      const json = new Uint8Array(len);
-      if (!(await f.readInto(json))) this.fail('EANALYZE_TRUNCATED', `stream ended inside the vmdesc (${len} bytes announced)`, f.position, 'vmdesc');
+      await this.need(f, len, `the vmdesc (${len} bytes announced)`, 'vmdesc');
+      const json = f.getBytes(len);
       if (this.result.vmdescOffset === null) this.useVmdesc(json, at);
       else if (this.result.vmdescOffset !== at) this.fail('EANALYZE_VMDESC', `vmdesc after EOF is not the one at offset ${this.result.vmdescOffset}`, at, 'vmdesc');
       this.record({ kind: 'vmdesc', offset: at, length: 5 + len });

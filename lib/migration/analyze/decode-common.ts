@@ -16,10 +16,13 @@ import type { Leaf } from './values';
  * single VMState buffer we accept is this size too). */
 export const DEVICE_STATE_MAX = VMSTATE_BUFFER_MAX;
 /** Decoded values (leaves) one stream may produce; zero-sized fields cost one each, so a
- * description of endless empty fields still stops. */
-export const DEVICE_VALUES_MAX = 1 << 22;
+ * description of endless empty fields still stops. QEMU's largest arrays (e1000's 32 Ki
+ * registers, PCI config space) are far below it. */
+export const DEVICE_VALUES_MAX = 1 << 20;
 /** Nesting of structs and subsections (QEMU's deepest is a handful). */
 export const DEPTH_MAX = 32;
+
+const EMPTY = new Uint8Array(0);
 
 export interface DecodeBudget {
   bytes: number;
@@ -63,15 +66,26 @@ export function charge(ctx: DecodeCtx, size: number, field: string): void {
   if (b.bytes < 0) throw decodeError(ctx, 'EANALYZE_LIMIT', `more than ${DEVICE_STATE_MAX} bytes of device state in the stream`, field);
 }
 
-/** One field element: `size` bytes, copied out of the reader. */
+/** One field element: `size` bytes, copied out of the reader. Callers on the fast path use
+ * readLeafNow when `f.has(size)`, saving a promise per value. */
 export async function readLeaf(ctx: DecodeCtx, type: string, size: number, field: string): Promise<Leaf> {
   charge(ctx, size, field);
   await need(ctx, size, field);
+  return take(ctx, type, size, field);
+}
+
+/** readLeaf for bytes already buffered. */
+export function readLeafNow(ctx: DecodeCtx, type: string, size: number, field: string): Leaf {
+  charge(ctx, size, field);
+  return take(ctx, type, size, field);
+}
+
+function take(ctx: DecodeCtx, type: string, size: number, field: string): Leaf {
   const start = ctx.f.position;
-  const bytes = ctx.f.getBytes(size).slice();
+  const bytes = size === 0 ? EMPTY : ctx.f.getBytes(size).slice();
   if (type === 'nullptr' && (size !== 1 || bytes[0] !== 0x30)) {
     // VMSTATE's NULL-pointer marker is the single byte '0'.
-    throw decodeError(ctx, 'EANALYZE_DEVICE', `nullptr marker is not the byte 0x30`, field, start);
+    throw decodeError(ctx, 'EANALYZE_DEVICE', 'nullptr marker is not the byte 0x30', field, start);
   }
   return { type, bytes };
 }

@@ -12,7 +12,7 @@
  * object), is decoded as a nested object rather than printed as raw bytes.
  */
 import { VMSTATE_ARRAY_MAX } from '../../stream';
-import { checkDepth, decodeError, peekSubsection, readCapability, readLeaf, readSubsectionHeader, type DecodeCtx } from './decode-common';
+import { checkDepth, decodeError, peekSubsection, readCapability, readLeaf, readLeafNow, readSubsectionHeader, type DecodeCtx } from './decode-common';
 import { addField, type StateDict, type StateValue } from './values';
 import { isObject } from './vmdesc-find';
 
@@ -36,9 +36,12 @@ export async function decodeByVmdesc(ctx: DecodeCtx, node: unknown, path: string
       // The script unfolds array_len into entries 0..n-1, keeping entry 0 even when n is 0.
       count = Math.max(1, n as number);
     }
+    const plain = type !== 'struct' && type !== 'tmp' && type !== 'capability' && typeof entry.size === 'number';
     for (let i = 0; i < count; i++) {
       const epath = count > 1 ? `${fpath}[${i}]` : entry.index !== undefined ? `${fpath}[${String(entry.index)}]` : fpath;
-      addField(dict, name, await decodeEntry(ctx, entry, type, epath, depth, bad));
+      // Plain values already buffered are read without a promise each (arrays can be long).
+      const v = plain && ctx.f.has(entry.size as number) ? readLeafNow(ctx, type, entry.size as number, epath) : await decodeEntry(ctx, entry, type, epath, depth, bad);
+      addField(dict, name, v);
     }
   }
   if (node.subsections !== undefined) {

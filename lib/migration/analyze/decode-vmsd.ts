@@ -15,7 +15,7 @@
  */
 import { VMSTATE_ARRAY_MAX } from '../../stream';
 import { SCALAR, fieldExists, isArrayField, vmdescNames, vmdescType, type VMStateDescription, type VMStateField } from '../../vmstate';
-import { checkDepth, decodeError, peekSubsection, readLeaf, readSubsectionHeader, type DecodeCtx } from './decode-common';
+import { checkDepth, decodeError, peekSubsection, readLeaf, readLeafNow, readSubsectionHeader, type DecodeCtx } from './decode-common';
 import { addField, type Leaf, type StateDict, type StateValue } from './values';
 
 type Locals = Record<string, unknown>;
@@ -86,7 +86,8 @@ export async function decodeByVmsd(
     }
     for (let i = 0; i < n; i++) {
       const epath = isArray ? `${fpath}[${i}]` : fpath;
-      const v = await decodeElement(ctx, field, shape, opaque, epath, i, isArray, depth);
+      const size = field.kind === 'scalar' ? SCALAR[field.info!]?.size : undefined;
+      const v = size !== undefined && ctx.f.has(size) ? readLeafNow(ctx, field.info!, size, epath) : await decodeElement(ctx, field, shape, opaque, epath, i, isArray, depth);
       if (!isArray && !Array.isArray(v) && !(v instanceof Map) && field.kind === 'scalar') locals[field.key ?? field.name] = localValue(v, field.info!);
       if (!isArray && field.kind === 'buffer') locals[field.key ?? field.name] = (v as Leaf).bytes;
       addField(dict, names[fi], v);

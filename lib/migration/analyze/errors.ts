@@ -2,7 +2,8 @@
  * Analyzer errors: one class, a stable `code` for tests, and where it happened — the section
  * (idstr and section id), the field path or RAM block, and the byte offset in the
  * (decompressed) stream — so that a hostile or damaged file fails with one line a person can
- * act on: `section 'cpu' (id 5), field 'cpu/env.pc', offset 1234: stream ended …`.
+ * act on: `section 'cpu' (id 5), field 'cpu/env.pc', offset 1234: stream ended …`. Messages
+ * are one line: control bytes from the file are shown as \xNN.
  */
 
 export type AnalyzeErrorCode =
@@ -30,6 +31,11 @@ export type AnalyzeErrorCode =
   | 'EANALYZE_DEVICE'
   /** Reading the input or writing extracted files failed. */
   | 'EANALYZE_IO';
+
+/** Names and snippets come from the file: escape control bytes so a message stays one line. */
+export function oneLine(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
 
 export interface AnalyzeErrorInfo {
   section?: string;
@@ -60,7 +66,7 @@ export class AnalyzeError extends Error {
     ]
       .filter(Boolean)
       .join(', ');
-    super(where ? `${where}: ${detail}` : detail, info.cause !== undefined ? { cause: info.cause } : undefined);
+    super(oneLine(where ? `${where}: ${detail}` : detail), info.cause !== undefined ? { cause: info.cause } : undefined);
     this.section = info.section;
     this.sectionId = info.sectionId;
     this.field = info.field;

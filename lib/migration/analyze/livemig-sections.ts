@@ -19,6 +19,10 @@ import { buildVirtDevices, createVirtShares, type VirtDevices } from '../../mach
 import type { VMStateDescription } from '../../vmstate';
 import { GlobalState, VMSTATE_GLOBALSTATE } from '../globalstate';
 
+/** QEMU virt's VIRT_CPUS_MAX: a `cpu` instance at or above it is no hart of this board (and
+ * the shape is not built for it: its size follows the hart count). */
+export const HARTS_MAX = 512;
+
 export interface KnownSection {
   readonly vmsd: VMStateDescription;
   /** The object the description's hooks read counts from (never written). */
@@ -50,6 +54,7 @@ export class LivemigDescriptions {
     switch (idstr) {
       case 'cpu_common':
       case 'cpu':
+        if (instanceId >= HARTS_MAX) return undefined;
         if (instanceId + 1 > this.harts) {
           this.harts = instanceId + 1;
           this.board = null;
