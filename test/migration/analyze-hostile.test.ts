@@ -5,6 +5,9 @@
  * vmdescs, PACKAGED blobs. Streams are built byte by byte here, or damaged copies of one
  * livemig wrote.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { analyzeStream, bytesInput, renderStateJson, DEVICE_VALUES_MAX, type AnalyzeResult } from '../../lib/migration/analyze';
 import { smallStream, type SmallStream } from './analyze-helpers';
 
@@ -248,7 +251,9 @@ describe('RAM records and block lists', () => {
 
   test('XBZRLE pages cannot be extracted', async () => {
     const bytes = ramStream((b) => b.be64(0x40).str('m').u8(1).be16(0));
-    await expect(analyzeStream(bytesInput(bytes), { extractDir: `${require('node:os').tmpdir()}/livemig-analyze-xbzrle` })).rejects.toMatchObject({ code: 'EANALYZE_RAM' });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'livemig-analyze-'));
+    await expect(analyzeStream(bytesInput(bytes), { extractDir: dir })).rejects.toMatchObject({ code: 'EANALYZE_RAM' });
+    fs.rmSync(dir, { recursive: true });
   });
 });
 
