@@ -16,3 +16,4 @@ export { vmdescDevice, vmdescFile, vmdescToJson, encodeVmdesc, parseVmdesc } fro
 export type { VmdescField, VmdescNode, VmdescDevice, VmdescFile } from './vmdesc';
 export { SCALAR } from './scalar';
 export type { ScalarSpec } from './scalar';
+export { vmdescNames, vmdescType, fieldExists, isArrayField } from './walk';
