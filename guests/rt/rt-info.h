@@ -40,6 +40,7 @@ enum rt_kind {
     RT_KIND_IDLE = 4,
     RT_KIND_SMP_COUNTER = 5,
     RT_KIND_TRAP = 6,
+    RT_KIND_ECHO = 7,
 };
 
 enum rt_state {

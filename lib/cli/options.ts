@@ -25,7 +25,7 @@ export interface MemoryBackendSpec {
 }
 
 export interface LivemigConfig {
-  machine: { type: string; auxRamShare: boolean; memoryBackend?: string };
+  machine: { type: string; auxRamShare: boolean; memoryBackend?: string; dirtyLog?: 'emulator' | 'kernel' };
   memSize: number;
   memSizeGiven: boolean;
   smp: number;
@@ -116,6 +116,11 @@ function parseMachine(cfg: LivemigConfig, arg: string): void {
     if (k === 'type') cfg.machine.type = v;
     else if (k === 'aux-ram-share') cfg.machine.auxRamShare = parseBool(v, 'aux-ram-share');
     else if (k === 'memory-backend') cfg.machine.memoryBackend = v;
+    else if (k === 'x-dirty-log') {
+      // livemig's own (hence x-): how precopy learns which pages the guest wrote.
+      if (v !== 'emulator' && v !== 'kernel') throw new OptionError(`x-dirty-log must be emulator or kernel`);
+      cfg.machine.dirtyLog = v;
+    }
     else throw new OptionError(`unknown property '${k}'`);
   }
 }

@@ -48,6 +48,7 @@ export class Runtime implements MonitorBackend {
       memPath: backend?.qomType === 'memory-backend-file' ? backend.memPath : undefined,
       hugetlb: backend?.hugetlb,
       memPrealloc: cfg.memPrealloc,
+      kernelDirtyLog: cfg.machine.dirtyLog === 'kernel',
     });
     const rt = new Runtime(cfg, machine);
     try {

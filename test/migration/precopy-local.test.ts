@@ -15,8 +15,9 @@ import { guest } from '../e2e/helpers';
 
 const MiB = 2 ** 20;
 
-async function boot(opts: { kernel?: boolean } = {}): Promise<{ m: VirtMachine; out: () => string }> {
+async function boot(opts: { kernel?: boolean; kernelDirtyLog?: boolean } = {}): Promise<{ m: VirtMachine; out: () => string }> {
   const m = await VirtMachine.create({
+    kernelDirtyLog: opts.kernelDirtyLog,
     memSize: 64 * MiB,
     smp: 2,
     kernel: fs.readFileSync(guest('ab')),
@@ -42,8 +43,11 @@ describe('precopy between machines over an in-memory channel', () => {
     await Promise.all(live.splice(0).map((m) => m.destroy()));
   });
 
-  test('ab guest: RAM keeps the A/B invariant and the guest keeps printing on the destination', async () => {
-    const src = await boot();
+  test.each([
+    ['the harts\' dirty map', false],
+    ['kernel write-protect + PAGEMAP_SCAN', true],
+  ])('ab guest, dirty pages from %s: RAM keeps the A/B invariant and the guest keeps printing', async (_name, kernelDirtyLog) => {
+    const src = await boot({ kernelDirtyLog });
     const dst = await boot({ kernel: false });
     live.push(src.m, dst.m);
     await until(() => /AB{3}/.test(src.out()));
