@@ -152,13 +152,15 @@ test('an unknown section type and an invalid command', async () => {
   await expectRefused(patch(part.offset, 0x08, 0x00, 0x02, 0, 9), 'EMIG_COMMAND', /bad length 9/);
 });
 
+const FUZZ = Number(process.env.LIVEMIG_FUZZ_ITERATIONS ?? 150);
+
 test('random mutations fail with typed errors or load, and never hang', async () => {
   let seed = 12345;
   const rnd = (n: number) => {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     return seed % n;
   };
-  const n = Number(process.env.LIVEMIG_FUZZ_ITERATIONS ?? 150);
+  const n = FUZZ;
   const head = find((r) => r.kind === 'part').offset + 64;
   const tail = find((r) => r.kind === 'end').offset;
   for (let i = 0; i < n; i++) {
@@ -176,4 +178,4 @@ test('random mutations fail with typed errors or load, and never hang', async ()
       expect(typeof err.code).toBe('string');
     }
   }
-}, 120000);
+}, Math.max(120000, FUZZ * 100));
