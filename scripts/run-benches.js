@@ -5,7 +5,7 @@
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 
-const all = ['cpu', 'host', 'precopy', 'file'];
+const all = ['cpu', 'vcpu', 'host', 'precopy', 'file'];
 const want = process.argv.slice(2).filter((a) => all.includes(a));
 let failed = 0;
 for (const name of want.length ? want : all) {
