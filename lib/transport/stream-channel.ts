@@ -57,7 +57,6 @@ export function socketFd(s: Socket): number | undefined {
 }
 
 export class StreamChannel implements ByteChannel {
-  readonly fd?: number;
   protected readonly label: string;
   protected readonly input: Readable | null;
   protected readonly output: Writable | null;
@@ -79,12 +78,13 @@ export class StreamChannel implements ByteChannel {
   private readonly finishers: Waiter<void>[] = [];
   private readonly hwm: number;
   private readonly readHwm: number;
+  private fdNumber: number | undefined;
 
   constructor(init: StreamChannelInit) {
     this.label = init.label;
     this.input = init.input;
     this.output = init.output;
-    if (init.fd !== undefined) this.fd = init.fd;
+    this.fdNumber = init.fd;
     // Never below the socket's own mark: Node only emits 'drain' after a write() that found
     // writableLength at or above it, and drain() relies on that event.
     this.hwm = Math.max(init.highWaterMark ?? DEFAULT_HIGH_WATER_MARK, init.output?.writableHighWaterMark ?? 0);
@@ -122,6 +122,11 @@ export class StreamChannel implements ByteChannel {
 
   /* ---------------------------------------------------------------------------------------- */
   /* ByteChannel                                                                                */
+
+  /** The descriptor, while it is open (a closed number may already name something else). */
+  get fd(): number | undefined {
+    return this.fdNumber;
+  }
 
   read(): Promise<Uint8Array | null> {
     if (this.failure) return Promise.reject(this.failure);
@@ -194,6 +199,7 @@ export class StreamChannel implements ByteChannel {
     this.settle(this.drainers, this.destroyedError());
     this.settle(this.finishers, this.destroyedError());
     for (const s of new Set([this.input, this.output])) s?.destroy();
+    this.fdNumber = undefined;
     this.onDestroy();
   }
 
@@ -270,6 +276,7 @@ export class StreamChannel implements ByteChannel {
   }
 
   private onClose(s: Readable | Writable): void {
+    this.fdNumber = undefined;
     // A socket closed without 'end' or 'error' (destroyed under us): nothing more will come,
     // and nothing pending may hang.
     if (s === this.input && !this.endSeen) this.finishRead();
