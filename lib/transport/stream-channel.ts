@@ -115,8 +115,16 @@ export class StreamChannel implements ByteChannel {
       s.on('error', (e) => this.fail(TransportError.from(e, `${this.label}: ${s === output ? 'write' : 'read'}`)));
       s.on('close', () => this.onClose(s));
       // A socket that died before it got here (a connection reset while waiting in a
-      // listener's queue) will emit nothing more: fail now rather than wait forever.
-      if (s.destroyed) this.fail(new TransportError('EDESTROYED', `${this.label}: socket closed before use`));
+      // listener's queue, a read started by Node on a descriptor that cannot be read) will
+      // emit nothing more: fail now, with its error if it kept one, rather than wait forever.
+      if (s.destroyed) {
+        const cause = s.errored;
+        this.fail(
+          cause
+            ? TransportError.from(cause, this.label)
+            : new TransportError('EDESTROYED', `${this.label}: socket closed before use`),
+        );
+      }
     }
   }
 
