@@ -112,7 +112,8 @@ export class StreamChannel implements ByteChannel {
     }
     for (const s of new Set([input, output])) {
       if (!s) continue;
-      s.on('error', (e) => this.fail(TransportError.from(e, `${this.label}: ${s === output ? 'write' : 'read'}`)));
+      // Node's message names the failing call ("read ECONNRESET", "write EPIPE").
+      s.on('error', (e) => this.fail(TransportError.from(e, this.label)));
       s.on('close', () => this.onClose(s));
       // A socket that died before it got here (a connection reset while waiting in a
       // listener's queue, a read started by Node on a descriptor that cannot be read) will
