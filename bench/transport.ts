@@ -4,7 +4,7 @@
  * to a destination in another process, next to a raw net.Socket piping the same bytes in
  * 256 KiB writes to a receiver that only counts them (the ceiling).
  *
- *   npm run build:ts && node dist/bench/transport.js [GiB=1] [unix,tcp] [reps=2]
+ *   npm run build:ts && node dist/bench/transport.js [GiB=1] [unix,tcp] [reps=3]
  *
  * One JSON line per transport: {"bench","params","figures","ceiling","ratio"}; best of `reps`
  * runs each (this machine's memory is slow right after it was freed, so single runs wander).
@@ -205,7 +205,7 @@ async function bestOf(
 async function main(): Promise<void> {
   const gib = Number(process.argv[2] || 1);
   const kinds = (process.argv[3] || 'unix,tcp').split(',') as Kind[];
-  const reps = Math.max(1, Number(process.argv[4] || 2));
+  const reps = Math.max(1, Number(process.argv[4] || 3));
   const pages = Math.round((gib * 2 ** 30) / PAGE);
   const total = pages * REC;
   const ram = makeRam();
