@@ -60,7 +60,13 @@ export class ExecChannel extends StreamChannel {
     private readonly role: ExecRole,
     opts: ChannelOptions = {},
   ) {
-    super({ input: child.stdout, output: detachStdin(child), label: 'exec', ...opts });
+    super({
+      input: child.stdout,
+      output: detachStdin(child),
+      label: 'exec',
+      highWaterMark: opts.highWaterMark,
+      readHighWaterMark: opts.readHighWaterMark,
+    });
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.onExit({ code, signal });

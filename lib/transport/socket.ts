@@ -50,7 +50,14 @@ function portNumber(addr: { port: string }): number {
 /** Wrap a connected socket as a channel. */
 export function socketChannel(sock: net.Socket, name: string, opts: ConnectOptions | ListenOptions): ByteChannel {
   sock.setNoDelay(true);
-  return new StreamChannel({ input: sock, output: sock, label: name, fd: socketFd(sock), ...opts });
+  return new StreamChannel({
+    input: sock,
+    output: sock,
+    label: name,
+    fd: socketFd(sock),
+    highWaterMark: opts.highWaterMark,
+    readHighWaterMark: opts.readHighWaterMark,
+  });
 }
 
 /** Outgoing: connect to HOST:PORT or PATH (QEMU: socket_start_outgoing_migration). */

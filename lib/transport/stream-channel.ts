@@ -57,7 +57,6 @@ export function socketFd(s: Socket): number | undefined {
 }
 
 export class StreamChannel implements ByteChannel {
-  readonly fd?: number;
   protected readonly label: string;
   protected readonly input: Readable | null;
   protected readonly output: Writable | null;
@@ -79,12 +78,13 @@ export class StreamChannel implements ByteChannel {
   private readonly finishers: Waiter<void>[] = [];
   private readonly hwm: number;
   private readonly readHwm: number;
+  private fdNumber: number | undefined;
 
   constructor(init: StreamChannelInit) {
     this.label = init.label;
     this.input = init.input;
     this.output = init.output;
-    if (init.fd !== undefined) this.fd = init.fd;
+    this.fdNumber = init.fd;
     // Never below the socket's own mark: Node only emits 'drain' after a write() that found
     // writableLength at or above it, and drain() relies on that event.
     this.hwm = Math.max(init.highWaterMark ?? DEFAULT_HIGH_WATER_MARK, init.output?.writableHighWaterMark ?? 0);
@@ -112,16 +112,30 @@ export class StreamChannel implements ByteChannel {
     }
     for (const s of new Set([input, output])) {
       if (!s) continue;
-      s.on('error', (e) => this.fail(TransportError.from(e, `${this.label}: ${s === output ? 'write' : 'read'}`)));
+      // Node's message names the failing call ("read ECONNRESET", "write EPIPE").
+      s.on('error', (e) => this.fail(TransportError.from(e, this.label)));
       s.on('close', () => this.onClose(s));
       // A socket that died before it got here (a connection reset while waiting in a
-      // listener's queue) will emit nothing more: fail now rather than wait forever.
-      if (s.destroyed) this.fail(new TransportError('EDESTROYED', `${this.label}: socket closed before use`));
+      // listener's queue, a read started by Node on a descriptor that cannot be read) will
+      // emit nothing more: fail now, with its error if it kept one, rather than wait forever.
+      if (s.destroyed) {
+        const cause = s.errored;
+        this.fail(
+          cause
+            ? TransportError.from(cause, this.label)
+            : new TransportError('EDESTROYED', `${this.label}: socket closed before use`),
+        );
+      }
     }
   }
 
   /* ---------------------------------------------------------------------------------------- */
   /* ByteChannel                                                                                */
+
+  /** The descriptor, while it is open (a closed number may already name something else). */
+  get fd(): number | undefined {
+    return this.fdNumber;
+  }
 
   read(): Promise<Uint8Array | null> {
     if (this.failure) return Promise.reject(this.failure);
@@ -194,6 +208,7 @@ export class StreamChannel implements ByteChannel {
     this.settle(this.drainers, this.destroyedError());
     this.settle(this.finishers, this.destroyedError());
     for (const s of new Set([this.input, this.output])) s?.destroy();
+    this.fdNumber = undefined;
     this.onDestroy();
   }
 
@@ -270,6 +285,7 @@ export class StreamChannel implements ByteChannel {
   }
 
   private onClose(s: Readable | Writable): void {
+    this.fdNumber = undefined;
     // A socket closed without 'end' or 'error' (destroyed under us): nothing more will come,
     // and nothing pending may hang.
     if (s === this.input && !this.endSeen) this.finishRead();

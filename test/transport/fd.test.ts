@@ -90,6 +90,17 @@ describe('fd: checks', () => {
     inc.destroy();
   });
 
+  test('the wrong end of a pipe fails at first use with an OS error (never hangs)', async () => {
+    const { r, w } = pipeFds(tmp.dir);
+    const out = await connectAddress(parseUri(`fd:${r}`)); // a read end, used for writing
+    out.write(Buffer.from('x'));
+    await rejection(out.end());
+    const inc = await (await listenAddress(parseUri(`fd:${w}`))).accept(); // a write end, read
+    await rejection(inc.read());
+    out.destroy();
+    inc.destroy();
+  });
+
   test('the fd listener yields its one channel once', async () => {
     const { r, w } = pipeFds(tmp.dir);
     const l = await listenAddress(parseUri(`fd:${r}`));

@@ -71,6 +71,7 @@ describe('tcp:', () => {
     expect(typeof inc.fd).toBe('number');
     out.destroy();
     inc.destroy();
+    expect(out.fd).toBeUndefined(); // a closed number may already name something else
     await l.close();
   });
 

@@ -1,0 +1,256 @@
+/**
+ * Transport throughput: the RAM stream's shape (8-byte header + 4 KiB page view per record,
+ * put through QemuFileWriter, parsed by QemuFileReader) pushed through each socket transport
+ * to a destination in another process, next to a raw net.Socket piping the same bytes in
+ * 256 KiB writes to a receiver that only counts them (the ceiling).
+ *
+ *   npm run build:ts && node dist/bench/transport.js [GiB=1] [unix,tcp] [reps=3]
+ *
+ * One JSON line per transport: {"bench","params","figures","ceiling","ratio"}; best of `reps`
+ * runs each (this machine's memory is slow right after it was freed, so single runs wander).
+ * The time runs from the first byte until the destination's acknowledgement comes back on
+ * the return path, so it includes parsing every record and placing each page in the
+ * destination's RAM. Where the difference goes: `senderOnlyGbps` is our source (writer +
+ * channel) into the counting receiver, `receiverOnlyGbps` the raw sender into our destination
+ * (channel + reader + page placement), `channelReadGbps` the raw sender into our channel
+ * alone (read() and count, nothing parsed).
+ */
+import { spawn } from 'node:child_process';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { QemuFileReader, QemuFileWriter } from '../lib/stream';
+import { connectAddress, listenAddress, type MigrationAddress } from '../lib/transport';
+
+const PAGE = 4096;
+const REC = PAGE + 8;
+const RAM_BYTES = 64 * 1024 * 1024; // "guest RAM" walked repeatedly
+const RAW_WRITE = 256 * 1024;
+const RAM_SAVE_FLAG_PAGE = 0x08;
+
+type Kind = 'unix' | 'tcp';
+type Mode = 'raw' | 'livemig' | 'channel';
+
+function address(kind: Kind): MigrationAddress {
+  return kind === 'unix'
+    ? { transport: 'socket', type: 'unix', path: path.join(os.tmpdir(), `livemig-bench-${process.pid}.sock`) }
+    : { transport: 'socket', type: 'inet', host: '127.0.0.1', port: '0' };
+}
+
+function makeRam(): Uint8Array {
+  const ram = new Uint8Array(RAM_BYTES);
+  for (let i = 0; i < ram.length; i += 64) ram[i] = (i >> 6) & 0xff;
+  return ram;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Destination (child process)                                                                 */
+
+async function receiver(mode: Mode, kind: Kind): Promise<void> {
+  const addr = address(kind);
+  if (mode === 'raw') {
+    const server = net.createServer({ allowHalfOpen: true }, (sock) => {
+      let n = 0;
+      sock.on('data', (d: Buffer) => (n += d.length));
+      sock.on('end', () => {
+        const ack = Buffer.alloc(8);
+        ack.writeBigUInt64BE(BigInt(n));
+        sock.end(ack, () => process.exit(0));
+      });
+    });
+    const where = await new Promise<string | net.AddressInfo | null>((resolve) => {
+      if (addr.transport === 'socket' && addr.type === 'unix') server.listen(addr.path, () => resolve(server.address()));
+      else server.listen(0, '127.0.0.1', () => resolve(server.address()));
+    });
+    console.log(JSON.stringify(typeof where === 'string' ? { type: 'unix', path: where } : { type: 'inet', host: '127.0.0.1', port: String(where!.port) }));
+    return;
+  }
+  const listener = await listenAddress(addr);
+  console.log(JSON.stringify(listener.addresses[0]));
+  const ch = await listener.accept();
+  await listener.close();
+  if (mode === 'channel') {
+    // The transport alone: count what read() hands over, parse nothing.
+    let n = 0;
+    for (let c = await ch.read(); c; c = await ch.read()) n += c.length;
+    const ack = Buffer.alloc(8);
+    ack.writeBigUInt64BE(BigInt(n));
+    ch.write(ack);
+    await ch.end();
+    process.exit(0);
+  }
+  const f = new QemuFileReader(ch);
+  const ram = new Uint8Array(RAM_BYTES);
+  let records = 0;
+  for (;;) {
+    if (!f.has(REC) && !(await f.ensure(REC))) break;
+    const hdr = f.getBe64Number();
+    const off = (hdr - (hdr % PAGE)) % RAM_BYTES;
+    f.getBufferInto(ram.subarray(off, off + PAGE));
+    records++;
+  }
+  if (f.buffered !== 0) throw new Error(`destination: ${f.buffered} stray bytes`);
+  const ack = Buffer.alloc(8);
+  ack.writeBigUInt64BE(BigInt(records * REC));
+  ch.write(ack);
+  await ch.end();
+  ch.destroy();
+  process.exit(0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Source (this process)                                                                       */
+
+function startReceiver(mode: Mode, kind: Kind): Promise<{ where: MigrationAddress; done: Promise<void> }> {
+  const child = spawn(process.execPath, [__filename, '--receiver', mode, kind], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const done = new Promise<void>((resolve, reject) =>
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`receiver exited ${code}`)))),
+  );
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve({ where: { transport: 'socket', ...JSON.parse(out.slice(0, nl)) }, done });
+    });
+    done.catch(reject);
+  });
+}
+
+async function sendRaw(where: MigrationAddress, stream: Uint8Array, total: number): Promise<bigint> {
+  const sock =
+    where.transport === 'socket' && where.type === 'unix'
+      ? net.connect({ path: where.path, allowHalfOpen: true })
+      : net.connect({ host: '127.0.0.1', port: Number((where as { port: string }).port), allowHalfOpen: true, noDelay: true });
+  await new Promise((resolve) => sock.once('connect', resolve));
+  const ack = new Promise<Buffer>((resolve) => {
+    const parts: Buffer[] = [];
+    sock.on('data', (d: Buffer) => parts.push(d));
+    sock.on('end', () => resolve(Buffer.concat(parts)));
+  });
+  const t0 = process.hrtime.bigint();
+  let sent = 0;
+  while (sent < total) {
+    const o = sent % stream.length;
+    const n = Math.min(RAW_WRITE, stream.length - o, total - sent);
+    sent += n;
+    if (!sock.write(stream.subarray(o, o + n))) await new Promise((resolve) => sock.once('drain', resolve));
+  }
+  sock.end();
+  const got = (await ack).readBigUInt64BE(0);
+  const ns = process.hrtime.bigint() - t0;
+  if (got !== BigInt(total)) throw new Error(`raw: receiver counted ${got} of ${total}`);
+  sock.destroy();
+  return ns;
+}
+
+async function sendLivemig(where: MigrationAddress, ram: Uint8Array, pages: number): Promise<bigint> {
+  const ch = await connectAddress(where);
+  const w = new QemuFileWriter(ch);
+  const ramPages = ram.length / PAGE;
+  const t0 = process.hrtime.bigint();
+  for (let p = 0; p < pages; p++) {
+    const idx = p % ramPages;
+    w.putBe64Number(idx * PAGE + RAM_SAVE_FLAG_PAGE);
+    w.putBufferRef(ram.subarray(idx * PAGE, idx * PAGE + PAGE));
+    if (w.needsDrain) await w.drain();
+  }
+  const err = await w.close();
+  if (err) throw err;
+  const ack = await ch.read(); // the return path
+  const ns = process.hrtime.bigint() - t0;
+  const got = ack ? Buffer.from(ack).readBigUInt64BE(0) : -1n;
+  if (got !== BigInt(pages * REC)) throw new Error(`livemig: destination parsed ${got} of ${pages * REC} bytes`);
+  ch.destroy();
+  return ns;
+}
+
+/** The record stream as the writer lays it out, for the raw sender to pipe as-is. */
+function recordStream(ram: Uint8Array): Uint8Array {
+  const pages = ram.length / PAGE;
+  const out = new Uint8Array(pages * REC);
+  const dv = new DataView(out.buffer);
+  for (let p = 0; p < pages; p++) {
+    dv.setUint32(p * REC + 4, p * PAGE + RAM_SAVE_FLAG_PAGE);
+    out.set(ram.subarray(p * PAGE, (p + 1) * PAGE), p * REC + 8);
+  }
+  return out;
+}
+
+function gbps(bytes: number, ns: bigint): number {
+  return +(bytes / (Number(ns) / 1e9) / 1e9).toFixed(2);
+}
+
+type Combo = readonly [send: Mode, recv: Mode];
+
+/** Best time of each combination over `reps` rounds; a round runs every combination once,
+ * so a slow spell on a shared machine hits all of them alike. */
+async function bestOf(
+  kind: Kind,
+  combos: readonly Combo[],
+  reps: number,
+  run: (s: Mode, w: MigrationAddress) => Promise<bigint>,
+): Promise<number[]> {
+  const ns = combos.map(() => Infinity);
+  for (let r = 0; r < reps; r++) {
+    for (let i = 0; i < combos.length; i++) {
+      const rx = await startReceiver(combos[i][1], kind);
+      ns[i] = Math.min(ns[i], Number(await run(combos[i][0], rx.where)));
+      await rx.done;
+    }
+  }
+  return ns;
+}
+
+async function main(): Promise<void> {
+  const gib = Number(process.argv[2] || 1);
+  const kinds = (process.argv[3] || 'unix,tcp').split(',') as Kind[];
+  const reps = Math.max(1, Number(process.argv[4] || 3));
+  const pages = Math.round((gib * 2 ** 30) / PAGE);
+  const total = pages * REC;
+  const ram = makeRam();
+  const stream = recordStream(ram);
+  const run = (s: Mode, w: MigrationAddress): Promise<bigint> => (s === 'raw' ? sendRaw(w, stream, total) : sendLivemig(w, ram, pages));
+  for (const kind of kinds) {
+    // Besides the ceiling and the full path, where the difference goes: our sender into the
+    // counting receiver, the raw sender into our destination (which parses every record and
+    // copies each page into its RAM), and the raw sender into our channel alone.
+    const combos: Combo[] = [
+      ['raw', 'raw'],
+      ['livemig', 'livemig'],
+      ['livemig', 'raw'],
+      ['raw', 'livemig'],
+      ['raw', 'channel'],
+    ];
+    const [raw, ours, senderOnly, receiverOnly, channelRead] = await bestOf(kind, combos, reps, run);
+    const figure = gbps(total, BigInt(ours));
+    const ceiling = gbps(total, BigInt(raw));
+    console.log(
+      JSON.stringify({
+        bench: 'transport',
+        params: { transport: kind, bytes: total, record: '8-byte header + 4 KiB page view', reps, peer: 'child process' },
+        figures: {
+          gbps: figure,
+          seconds: +(ours / 1e9).toFixed(3),
+          senderOnlyGbps: gbps(total, BigInt(senderOnly)),
+          receiverOnlyGbps: gbps(total, BigInt(receiverOnly)),
+          channelReadGbps: gbps(total, BigInt(channelRead)),
+        },
+        ceiling: { gbps: ceiling, seconds: +(raw / 1e9).toFixed(3), what: 'raw net.Socket, 256 KiB writes of the same bytes, counting receiver' },
+        ratio: +(figure / ceiling).toFixed(2),
+      }),
+    );
+  }
+}
+
+if (process.argv[2] === '--receiver') {
+  receiver(process.argv[3] as Mode, process.argv[4] as Kind).catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+} else {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
