@@ -180,10 +180,32 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setSocketBuffers(fd, sndbuf, rcvbuf): SO_SNDBUF / SO_RCVBUF on any socket (Node offers no
+// way to size a stream socket's kernel buffers). The kernel caps them at wmem_max/rmem_max
+// and doubles what it grants; 0 leaves one unchanged. Returns the effective sizes.
+Napi::Value SetSocketBuffers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "setsockopt");
+  int want[2] = {static_cast<int>(ArgU64(info, 1, "setsockopt")), static_cast<int>(ArgU64(info, 2, "setsockopt"))};
+  int opt[2] = {SO_SNDBUF, SO_RCVBUF};
+  Napi::Object out = Napi::Object::New(env);
+  for (int i = 0; i < 2; i++) {
+    if (want[i] > 0 && setsockopt(fd, SOL_SOCKET, opt[i], &want[i], sizeof want[i]) < 0) {
+      ThrowErrno(env, "setsockopt", errno);
+    }
+    int got = 0;
+    socklen_t len = sizeof got;
+    if (getsockopt(fd, SOL_SOCKET, opt[i], &got, &len) < 0) ThrowErrno(env, "getsockopt", errno);
+    out.Set(i == 0 ? "sndbuf" : "rcvbuf", Napi::Number::New(env, got));
+  }
+  return out;
+}
+
 }  // namespace
 
 void InitFdPass(Napi::Env env, Napi::Object exports) {
   exports.Set("socketPair", Napi::Function::New(env, SocketPair, "socketPair"));
+  exports.Set("setSocketBuffers", Napi::Function::New(env, SetSocketBuffers, "setSocketBuffers"));
   exports.Set("listen", Napi::Function::New(env, Listen, "listen"));
   exports.Set("accept", Napi::Function::New(env, Accept, "accept"));
   exports.Set("connect", Napi::Function::New(env, Connect, "connect"));

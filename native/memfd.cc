@@ -91,6 +91,22 @@ Napi::Value PunchHole(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// seekData(fd, offset, hole?) → lseek(SEEK_DATA) (or SEEK_HOLE): the next offset ≥ `offset`
+// that holds data (or starts a hole), or -1 when there is none (ENXIO). On shmem a hole is a
+// page never written: it reads as zeros without being allocated, so precopy can send it as a
+// zero page without touching it.
+Napi::Value SeekData(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0, "lseek");
+  uint64_t offset = ArgU64(info, 1, "lseek");
+  bool hole = info.Length() > 2 && info[2].ToBoolean();
+  off_t r = lseek(fd, static_cast<off_t>(offset), hole ? SEEK_HOLE : SEEK_DATA);
+  if (r < 0) {
+    if (errno == ENXIO) return Napi::Number::New(info.Env(), -1);
+    ThrowErrno(info.Env(), "lseek", errno);
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(r));
+}
+
 Napi::Value Advise(const Napi::CallbackInfo& info, int advice) {
   Napi::Env env = info.Env();
   uint64_t addr = ArgU64(info, 0, "madvise");
@@ -144,6 +160,7 @@ void InitMemfd(Napi::Env env, Napi::Object exports) {
   exports.Set("mapShared", Napi::Function::New(env, MapShared, "mapShared"));
   exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
   exports.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
+  exports.Set("seekData", Napi::Function::New(env, SeekData, "seekData"));
   exports.Set("dontNeed", Napi::Function::New(env, DontNeed, "dontNeed"));
   exports.Set("populateWrite", Napi::Function::New(env, PopulateWrite, "populateWrite"));
   exports.Set("window", Napi::Function::New(env, Window, "window"));

@@ -97,6 +97,26 @@ export class MemfdMapping {
     native.punchHole(this.fd, this.offset + offset, length);
   }
 
+  /**
+   * The data extents of [0, size): [start, end) pairs in bytes, relative to this mapping. What
+   * lies between them is holes: never-written pages that read as zeros (SEEK_DATA/SEEK_HOLE).
+   */
+  dataExtents(): number[] {
+    const out: number[] = [];
+    const base = this.offset;
+    const end = base + this.size;
+    let at = base;
+    while (at < end) {
+      const data = native.seekData(this.fd, at);
+      if (data < 0 || data >= end) break;
+      let hole = native.seekData(this.fd, data, true);
+      if (hole < 0 || hole > end) hole = end;
+      out.push(data - base, hole - base);
+      at = hole;
+    }
+    return out;
+  }
+
   /** Drops this mapping's page-table entries; shmem data stays in the page cache. */
   dontNeed(offset: number, length: number): void {
     native.dontNeed(this.addr + offset, length);

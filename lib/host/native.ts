@@ -61,6 +61,10 @@ export interface NativeAddon {
   unmap(addr: number): number;
   /** fallocate(fd, PUNCH_HOLE | KEEP_SIZE, offset, length). */
   punchHole(fd: number, offset: number, length: number): void;
+  /** SO_SNDBUF/SO_RCVBUF (0 = unchanged); returns what the kernel granted. */
+  setSocketBuffers(fd: number, sndbuf: number, rcvbuf: number): { sndbuf: number; rcvbuf: number };
+  /** lseek(SEEK_DATA), or SEEK_HOLE with `hole`: next data (hole) offset ≥ offset; -1 at ENXIO. */
+  seekData(fd: number, offset: number, hole?: boolean): number;
   /** madvise(MADV_DONTNEED) inside a live mapping (EFAULT outside). */
   dontNeed(addr: number, length: number): void;
   /** madvise(MADV_POPULATE_WRITE) inside a live mapping. */

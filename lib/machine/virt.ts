@@ -90,6 +90,7 @@ export class VirtMachine extends EventEmitter {
   private state: RunState = 'prelaunch';
   private destroyed = false;
   private populating: Promise<void> | null = null;
+  private ran = false;
 
   private constructor(readonly opts: MachineOptions) {
     super();
@@ -143,6 +144,12 @@ export class VirtMachine extends EventEmitter {
 
   get running(): boolean {
     return this.state === 'running';
+  }
+
+  /** Whether a vCPU has ever run. Until then RAM holds only what the host wrote (boot
+   * images, an incoming stream), and every page whose dirty byte is clear is zero. */
+  get hasRun(): boolean {
+    return this.ran;
   }
 
   get ramBlocks(): RamBlock[] {
@@ -328,6 +335,7 @@ export class VirtMachine extends EventEmitter {
     if (this.state === 'running' || this.destroyed) return;
     this.devices.clint.resumeTime();
     this.state = 'running';
+    this.ran = true;
     this.releaseAll();
     this.emit('resume');
   }

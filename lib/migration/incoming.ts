@@ -54,7 +54,7 @@ export class IncomingMigration {
     state.cas('setup', 'active');
     machine.runState = 'inmigrate';
     const f = new QemuFileReader(channel);
-    const ram = new RamLoader(machine.ramBlocks);
+    const ram = new RamLoader(machine.ramBlocks, !machine.hasRun);
     const global = globalStateFor(() => 'inmigrate');
     const reg = machineRegistry(machine, ram, global);
     const loader = new LoadVm(f, reg, configurationFor(machine), {

@@ -12,7 +12,7 @@ import type { QemuFileReader, QemuFileWriter } from '../stream';
 import { COUNTED_STRING_MAX } from '../stream';
 import { MigrationError } from './errors';
 import type { LiveHandler } from './registry';
-import { isZeroPage } from './ram-save';
+import { holeBitmap, isZeroPage } from './ram-save';
 import { RAM_SAVE_FLAG, RAM_SECTION_VERSION, QEMU_VM_SECTION_START } from './wire';
 
 const PAGES_PER_WINDOW = WINDOW_SIZE / PAGE_SIZE;
@@ -24,11 +24,23 @@ interface LoadBlock {
   readonly block: RamBlock;
   readonly bytes: Uint8Array[];
   readonly words32: Int32Array[];
+  /** Pages that were holes (never written, so zero) when the block list arrived and have not
+   * been written by the stream since: a ZERO record for one needs no work at all. Reading the
+   * page to check it would allocate it. */
+  holes: Uint32Array | null;
 }
 
 export interface RamLoadCounters {
   normal: number;
   duplicate: number;
+}
+
+/** Pages whose dirty byte is clear, as a bitmap (see the `pristine` constructor option). */
+function cleanPages(block: RamBlock): Uint32Array {
+  const bits = new Uint32Array(Math.ceil(block.pages / 32));
+  const d = block.dirty;
+  for (let p = 0; p < block.pages; p++) if (d[p] === 0) bits[p >>> 5] |= 1 << (p & 31);
+  return bits;
 }
 
 export class RamLoader implements LiveHandler {
@@ -38,12 +50,18 @@ export class RamLoader implements LiveHandler {
   /** Whether the block list (START) has been received. */
   blockListSeen = false;
 
-  constructor(readonly blocks: readonly RamBlock[]) {
+  /** `pristine`: RAM was only ever written by the host through RamBlock (which marks pages
+   * dirty), never by a hart: a page with a clear dirty byte is known to be zero. */
+  constructor(
+    readonly blocks: readonly RamBlock[],
+    private readonly pristine = false,
+  ) {
     for (const block of blocks) {
       this.byName.set(block.name, {
         block,
         bytes: block.windows.map((w) => new Uint8Array(w)),
         words32: block.windows.map((w) => new Int32Array(w)),
+        holes: null,
       });
     }
   }
@@ -121,6 +139,7 @@ export class RamLoader implements LiveHandler {
       }
       left -= len;
     }
+    for (const b of this.byName.values()) b.holes = this.pristine ? cleanPages(b.block) : holeBitmap(b.block);
     this.blockListSeen = true;
   }
 
@@ -142,17 +161,19 @@ export class RamLoader implements LiveHandler {
     const fill = f.getU8();
     if (fill !== 0) throw new MigrationError('EMIG_RAM', `Found a zero page with value ${fill}`, { section: 'ram', field: b.block.name, position: at });
     const page = addr / PAGE_SIZE;
+    this.counters.duplicate++;
+    if (b.holes !== null && (b.holes[page >>> 5] & (1 << (page & 31))) !== 0) return;
     const w = Math.floor(page / PAGES_PER_WINDOW);
     const inWin = page - w * PAGES_PER_WINDOW;
     // Only write when needed: a fresh destination page is already zero, and writing would
     // allocate it (QEMU's ram_handle_zero checks buffer_is_zero first).
     if (!isZeroPage(b.words32[w], inWin * (PAGE_SIZE / 4))) b.bytes[w].fill(0, inWin * PAGE_SIZE, (inWin + 1) * PAGE_SIZE);
-    this.counters.duplicate++;
   }
 
   private async page(f: QemuFileReader, b: LoadBlock, addr: number): Promise<void> {
     if (!f.has(PAGE_SIZE) && !(await f.ensure(PAGE_SIZE))) return this.truncated(f, `page 0x${addr.toString(16)} of '${b.block.name}'`);
     const page = addr / PAGE_SIZE;
+    if (b.holes !== null) b.holes[page >>> 5] &= ~(1 << (page & 31));
     const w = Math.floor(page / PAGES_PER_WINDOW);
     f.getRangeInto(b.bytes[w], (page - w * PAGES_PER_WINDOW) * PAGE_SIZE, PAGE_SIZE);
     this.counters.normal++;

@@ -55,6 +55,10 @@ interface BlockState {
   readonly bytes: Uint8Array[];
   readonly log: DirtyLog;
   dirty: number;
+  /** Pages that were holes in the backing file when the log started (never written, so
+   * zero): sent as ZERO without being read, which would allocate them. A write after that
+   * moment is in the dirty log and sends the page again. Cleared bit by bit as pages go. */
+  holes: Uint32Array | null;
 }
 
 export class RamSaver implements LiveHandler {
@@ -97,9 +101,13 @@ export class RamSaver implements LiveHandler {
         bytes: block.windows.map((w) => new Uint8Array(w)),
         log: this.opts.makeLog(block),
         dirty: block.pages,
+        holes: null as Uint32Array | null,
       };
     });
-    for (const s of this.states) s.log.start();
+    for (const s of this.states) {
+      s.log.start();
+      s.holes = holeBitmap(s.block);
+    }
     this.cur = 0;
     this.curPage = 0;
     this.lastBlock = null;
@@ -194,7 +202,9 @@ export class RamSaver implements LiveHandler {
     const inWin = page - w * PAGES_PER_WINDOW;
     const cont = this.lastBlock === s ? RAM_SAVE_FLAG.CONTINUE : 0;
     const offset = page * PAGE_SIZE;
-    if (this.opts.zeroPageDetection() !== 'none' && isZeroPage(s.words32[w], inWin << (PAGE_SHIFT - 2))) {
+    const hole = s.holes !== null && (s.holes[page >>> 5] & (1 << (page & 31))) !== 0;
+    if (hole) s.holes![page >>> 5] &= ~(1 << (page & 31));
+    if (this.opts.zeroPageDetection() !== 'none' && (hole || isZeroPage(s.words32[w], inWin << (PAGE_SHIFT - 2)))) {
       f.putBe64Number(offset + (RAM_SAVE_FLAG.ZERO | cont));
       if (!cont) f.putCounted(s.block.name);
       f.putU8(0);
@@ -207,6 +217,24 @@ export class RamSaver implements LiveHandler {
     }
     this.lastBlock = s;
   }
+}
+
+/** One bit per page that is a hole in the block's backing file right now, or null when the
+ * backing cannot tell (then every page is read). */
+export function holeBitmap(block: RamBlock): Uint32Array | null {
+  let extents: number[];
+  try {
+    extents = block.mapping.dataExtents();
+  } catch {
+    return null;
+  }
+  const bits = new Uint32Array(bitmapWords(block.pages)).fill(0xffffffff);
+  for (let i = 0; i < extents.length; i += 2) {
+    const first = Math.floor(extents[i] / PAGE_SIZE);
+    const end = Math.ceil(extents[i + 1] / PAGE_SIZE);
+    for (let p = first; p < end; p++) bits[p >>> 5] &= ~(1 << (p & 31));
+  }
+  return bits;
 }
 
 /** First set bit at or after `from` (below `limit`), or -1. */

@@ -22,6 +22,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
+import { native } from '../host';
 import type { ByteChannel } from '../stream';
 import { TransportError } from './errors';
 import { socketFd, StreamChannel } from './stream-channel';
@@ -47,14 +48,29 @@ function portNumber(addr: { port: string }): number {
   return port;
 }
 
+/** Kernel socket buffers for a migration stream (bytes asked; the kernel caps them at
+ * wmem_max/rmem_max). The default ~200 KiB makes the two ends wait on each other every few
+ * dozen pages; a few MiB lets the sender run ahead while the receiver copies. */
+export const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
+function growSocketBuffers(fd: number): void {
+  try {
+    native.setSocketBuffers(fd, SOCKET_BUFFER_BYTES, SOCKET_BUFFER_BYTES);
+  } catch {
+    /* not a socket we may size: keep the defaults */
+  }
+}
+
 /** Wrap a connected socket as a channel. */
 export function socketChannel(sock: net.Socket, name: string, opts: ConnectOptions | ListenOptions): ByteChannel {
   sock.setNoDelay(true);
+  const fd = socketFd(sock);
+  if (fd !== undefined) growSocketBuffers(fd);
   return new StreamChannel({
     input: sock,
     output: sock,
     label: name,
-    fd: socketFd(sock),
+    fd,
     highWaterMark: opts.highWaterMark,
     readHighWaterMark: opts.readHighWaterMark,
   });
