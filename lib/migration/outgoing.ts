@@ -28,6 +28,22 @@ import type { MigrationState, MigrationStatus } from './state';
 import { MIG_CMD, MIG_RP_MSG } from './wire';
 import { Throttle } from './throttle';
 
+/** LIVEMIG_DEBUG_MIGRATION=1: one stderr line per dirty sync (pass, dirty pages, rates). */
+const DEBUG = !!process.env.LIVEMIG_DEBUG_MIGRATION;
+
+/**
+ * What a switchover costs besides sending pages: parking the vCPUs, the final sync, device
+ * state, the destination's resume and its SHUT on the return path (measured at 10–25 ms here).
+ */
+export const SWITCHOVER_OVERHEAD_MS = 15;
+
+/** Bytes that may still be dirty at switchover: QEMU's bandwidth × downtime-limit, less the
+ * fixed cost of switching over, so the limit bounds the whole downtime and not only the
+ * transfer. */
+export function switchoverThreshold(bandwidth: number, downtimeLimit: number): number {
+  return bandwidth * Math.max(0, downtimeLimit - SWITCHOVER_OVERHEAD_MS);
+}
+
 /** QEMU's BUFFER_DELAY: bandwidth is re-estimated every 100 ms. */
 const BUFFER_DELAY_MS = 100;
 
@@ -78,6 +94,11 @@ export class OutgoingMigration {
   private bandwidth = 0; // bytes per ms
   private threshold = 0;
   private stopTime = 0;
+  private dirtyAtLastSync = -1;
+  private dirtyRate = 0; // distinct pages dirtied per ms over the last pass
+  private passStart = 0;
+  private passBytes = 0;
+  private lastSyncAt = 0;
   private bytesAtStop = 0;
   readonly stats: OutgoingStats;
 
@@ -255,6 +276,7 @@ export class OutgoingMigration {
       if (status !== 0) throw new MigrationError('EMIG_PEER', `destination reported failure (SHUT status ${status})`);
     }
     this.stats.downtime = this.now() - this.stopTime;
+    if (DEBUG) process.stderr.write(`migration: downtime ${Math.round(this.stats.downtime)} ms, ${f.position - this.bytesAtStop} bytes after stop\n`);
     this.stats.downtimeBytes = f.position - this.bytesAtStop;
     this.stats.precopyBytes = this.bytesAtStop;
   }
@@ -282,21 +304,52 @@ export class OutgoingMigration {
     const spent = now - this.winStart;
     if (spent < BUFFER_DELAY_MS) return;
     const bytes = f.position - this.winBytes;
-    const avail = numParam(this.deps.settings, 'avail-switchover-bandwidth');
-    this.bandwidth = avail > 0 ? avail / 1000 : bytes / spent;
-    this.threshold = this.bandwidth * numParam(this.deps.settings, 'downtime-limit');
     this.stats.mbps = (bytes * 8) / (spent / 1000) / 1e6;
     this.stats.pagesPerSecond = ((this.pagesSent() - this.winPages) * 1000) / spent;
-    if (this.bandwidth > 0 && bytes > 10000) {
-      // remaining ÷ bandwidth, plus the device state: what stopping now would cost.
-      this.stats.expectedDowntime = (this.saver?.dirtyPages ?? 0) * 4096 / this.bandwidth;
-    }
+    // The switchover bandwidth: the lower of this window's rate and the rate over the current
+    // pass. A single fast window (pages the destination had already faulted in, a burst into
+    // socket buffers) would otherwise promise more than the final pass gets.
+    const passSpent = now - this.passStart;
+    const passBw = passSpent >= BUFFER_DELAY_MS ? (f.position - this.passBytes) / passSpent : Infinity;
+    const avail = numParam(this.deps.settings, 'avail-switchover-bandwidth');
+    this.bandwidth = avail > 0 ? avail / 1000 : Math.min(bytes / spent, passBw);
+    this.threshold = switchoverThreshold(this.bandwidth, numParam(this.deps.settings, 'downtime-limit'));
+    this.updateExpected();
     this.winStart = now;
     this.winBytes = f.position;
     this.winPages = this.pagesSent();
   }
 
+  private updateExpected(): void {
+    if (this.bandwidth > 0 && this.dirtyAtLastSync >= 0) {
+      this.stats.expectedDowntime =
+        SWITCHOVER_OVERHEAD_MS +
+        predictDowntime({
+          dirtyPages: this.dirtyAtLastSync,
+          dirtyRate: this.dirtyRate,
+          bandwidth: this.bandwidth,
+          threshold: this.threshold,
+          pages: this.saver?.totalBytes ? this.saver.totalBytes / 4096 : 1,
+        });
+    }
+  }
+
   private onSync(pass: number, newlyDirty: number): void {
+    // After the first pass a sync at the end of a pass finds what the guest dirtied during it.
+    const now = this.now();
+    // A sync at the end of a pass (not the final one, with the guest stopped) tells how much
+    // the guest dirtied while that pass was sent.
+    if (pass >= 2 && this.stopTime === 0 && this.lastSyncAt > 0 && now - this.lastSyncAt >= BUFFER_DELAY_MS) {
+      this.dirtyAtLastSync = this.saver?.dirtyPages ?? 0;
+      this.dirtyRate = this.dirtyAtLastSync / (now - this.lastSyncAt);
+      this.updateExpected();
+    }
+    this.lastSyncAt = now;
+    this.passStart = now;
+    this.passBytes = this.f?.position ?? 0;
+    if (DEBUG) {
+      process.stderr.write(`migration: pass ${pass} at ${Math.round(now - this.stats.startTime)} ms: dirty ${this.saver?.dirtyPages} pages (+${newlyDirty}), rate ${this.dirtyRate.toFixed(1)} pages/ms, bandwidth ${(this.bandwidth / 1e3).toFixed(0)} MB/s, threshold ${Math.round(this.threshold / 4096)} pages, expected ${Math.round(this.stats.expectedDowntime)} ms\n`);
+    }
     this.stats.dirtySyncCount = pass;
     this.deps.onPass?.(pass);
     const r = this.throttle.onSync(newlyDirty, this.f?.position ?? 0);
@@ -317,4 +370,25 @@ export class OutgoingMigration {
     if (!['completed', 'failed', 'cancelled'].includes(this.status)) s.totalTime = this.now() - s.startTime;
     return s;
   }
+}
+
+/**
+ * expected-downtime: how long the guest will be stopped if the migration goes on as it goes.
+ * Each pass sends what the previous one left dirty (d pages at `bandwidth`), during which the
+ * guest dirties distinct pages at `dirtyRate` (saturating at the RAM's page count); the
+ * switchover comes at the first pass end where d fits under the threshold, and the downtime is
+ * sending that d. QEMU reports dirty-bytes-rate ÷ bandwidth, which ignores the threshold and
+ * how passes shrink; this follows the switchover rule the engine actually applies.
+ */
+export function predictDowntime(p: { dirtyPages: number; dirtyRate: number; bandwidth: number; threshold: number; pages: number }): number {
+  const bwPages = p.bandwidth / 4096; // pages per ms
+  const limit = p.threshold / 4096;
+  let d = p.dirtyPages;
+  for (let i = 0; i < 32 && d > limit; i++) {
+    const t = d / bwPages;
+    const next = p.pages * (1 - Math.exp((-p.dirtyRate * t) / p.pages));
+    if (next >= d) break; // not converging: report what a stop now would cost
+    d = next;
+  }
+  return d / bwPages;
 }
