@@ -87,8 +87,8 @@ export class Runtime implements MonitorBackend {
     if (incoming.length > 1) throw new Error('-incoming: only one main channel is supported');
     if (incoming.length === 1) {
       machine.runState = 'inmigrate';
-      // The stream will write every page: take the page faults now, while we wait for it.
-      void machine.populateInBackground();
+      // The stream will write (most) pages: take the page faults now, while we wait for it.
+      machine.populateAhead();
       if (incoming[0] !== 'defer') await this.migration.startIncoming(parseUri(incoming[0]), true);
     } else if (!cfg.startPaused) {
       machine.cont();

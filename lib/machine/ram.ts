@@ -117,34 +117,22 @@ export class RamBlock implements RamRegion {
   /** Copy `data` in at `offset`, across windows if needed. Host side only: the guest's
    * stores set dirty bytes themselves; host writes mark the pages dirty here. */
   write(offset: number, data: Uint8Array): void {
-    this.check(offset, data.length);
-    let done = 0;
-    while (done < data.length) {
-      const at = offset + done;
-      const w = Math.floor(at / WINDOW_SIZE);
-      const off = at - w * WINDOW_SIZE;
-      const n = Math.min(data.length - done, this.bytes[w].length - off);
-      this.bytes[w].set(data.subarray(done, done + n), off);
-      done += n;
-    }
+    this.spans(offset, data.length, (w, off, n, done) => w.set(data.subarray(done, done + n), off));
     this.markDirty(offset, data.length);
   }
 
   read(offset: number, length: number, into = new Uint8Array(length)): Uint8Array {
-    this.check(offset, length);
-    let done = 0;
-    while (done < length) {
-      const at = offset + done;
-      const w = Math.floor(at / WINDOW_SIZE);
-      const off = at - w * WINDOW_SIZE;
-      const n = Math.min(length - done, this.bytes[w].length - off);
-      into.set(this.bytes[w].subarray(off, off + n), done);
-      done += n;
-    }
+    this.spans(offset, length, (w, off, n, done) => into.set(w.subarray(off, off + n), done));
     return into;
   }
 
   fill(offset: number, length: number, value = 0): void {
+    this.spans(offset, length, (w, off, n) => w.fill(value, off, off + n));
+    this.markDirty(offset, length);
+  }
+
+  /** Calls `fn` for each window-contained piece of [offset, offset+length). */
+  private spans(offset: number, length: number, fn: (w: Uint8Array, off: number, n: number, done: number) => void): void {
     this.check(offset, length);
     let done = 0;
     while (done < length) {
@@ -152,10 +140,9 @@ export class RamBlock implements RamRegion {
       const w = Math.floor(at / WINDOW_SIZE);
       const off = at - w * WINDOW_SIZE;
       const n = Math.min(length - done, this.bytes[w].length - off);
-      this.bytes[w].fill(value, off, off + n);
+      fn(this.bytes[w], off, n, done);
       done += n;
     }
-    this.markDirty(offset, length);
   }
 
   markDirty(offset: number, length: number): void {

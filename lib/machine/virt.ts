@@ -41,6 +41,15 @@ export const MIN_RAM = 16 * 2 ** 20;
 export const MAX_RAM = 64 * 2 ** 30;
 export const VIRT_ISA = 'rv64ima_zicsr_zifencei';
 
+/** See VirtMachine.populateAhead. */
+export interface PopulateHandle {
+  readonly block: RamBlock;
+  /** The stream has begun: from now on stay just ahead of it. */
+  gate(): void;
+  advance(offset: number): void;
+  stop(): void;
+}
+
 export type RunState = 'prelaunch' | 'running' | 'paused' | 'inmigrate' | 'postmigrate' | 'finish-migrate' | 'shutdown' | 'internal-error';
 
 export interface MachineOptions {
@@ -90,6 +99,8 @@ export class VirtMachine extends EventEmitter {
   private state: RunState = 'prelaunch';
   private destroyed = false;
   private populating: Promise<void> | null = null;
+  private stopPopulate: (() => void) | null = null;
+  private populateHandle: PopulateHandle | null = null;
   private ran = false;
 
   private constructor(readonly opts: MachineOptions) {
@@ -214,21 +225,47 @@ export class VirtMachine extends EventEmitter {
   }
 
   /**
-   * Fault guest RAM in from a helper thread while nothing waits for it (an incoming migration's
-   * destination before the stream arrives). Resolves when done; the machine may be used
-   * meanwhile. destroy() waits for it, since it must not unmap under the worker.
+   * Fault guest RAM in from a helper thread, just ahead of where an incoming stream writes
+   * (populate-worker.ts). Returns the loader's handle: `advance(offset)` after writing a data
+   * page of the main RAM block, `stop()` when loading ends. destroy() waits for the worker,
+   * since it must not unmap under it.
    */
-  populateInBackground(): Promise<void> {
-    if (this.populating) return this.populating;
+  populateAhead(): PopulateHandle {
+    if (this.populateHandle) return this.populateHandle;
+    const shared = new SharedArrayBuffer(16);
+    const cursor = new Float64Array(shared, 0, 1);
+    const word = new Int32Array(shared, 8, 2);
     const w = new Worker(VirtMachine.workerPath('populate-worker'), {
-      workerData: { addr: this.ram.mapping.addr, size: this.ram.size },
+      workerData: { addr: this.ram.mapping.addr, size: this.ram.size, shared },
       name: 'populate',
     });
     this.populating = new Promise<void>((resolve) => {
       w.once('exit', () => resolve());
       w.once('error', () => resolve());
     });
-    return this.populating;
+    const stop = () => {
+      Atomics.store(word, 0, -1);
+      Atomics.notify(word, 0);
+    };
+    this.stopPopulate = stop;
+    this.populateHandle = {
+      block: this.ram,
+      gate(): void {
+        Atomics.store(word, 1, 1);
+      },
+      advance(offset: number): void {
+        // Cheap enough per page; the worker only looks when it has caught up.
+        if (offset > cursor[0]) {
+          cursor[0] = offset;
+          if ((offset & 0xffffff) === 0) {
+            Atomics.add(word, 0, 1);
+            Atomics.notify(word, 0);
+          }
+        }
+      },
+      stop,
+    };
+    return this.populateHandle;
   }
 
   private async spawnWorkers(): Promise<void> {
@@ -392,6 +429,7 @@ export class VirtMachine extends EventEmitter {
     }
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers = [];
+    this.stopPopulate?.();
     await this.populating;
     this.drainer?.stop();
     this.devices?.uart.disarmRxTimeout();

@@ -54,16 +54,24 @@ export class IncomingMigration {
     state.cas('setup', 'active');
     machine.runState = 'inmigrate';
     const f = new QemuFileReader(channel);
-    const ram = new RamLoader(machine.ramBlocks, !machine.hasRun);
+    // Take the destination's page faults in a helper thread just ahead of the load (the
+    // process may have started it already, while it waited for the stream).
+    const populate = machine.populateAhead();
+    populate.gate();
+    const ram = new RamLoader(machine.ramBlocks, !machine.hasRun, populate);
     const global = globalStateFor(() => 'inmigrate');
     const reg = machineRegistry(machine, ram, global);
     const loader = new LoadVm(f, reg, configurationFor(machine), {
       onCommand: (cmd, payload) => this.command(channel, cmd, payload),
     });
     try {
-      await loader.loadHeader();
-      await loader.loadMain();
-      await loader.readVmdesc(VMDESC_JSON_MAX);
+      try {
+        await loader.loadHeader();
+        await loader.loadMain();
+        await loader.readVmdesc(VMDESC_JSON_MAX);
+      } finally {
+        populate.stop();
+      }
       if (!ram.blockListSeen) throw new MigrationError('EMIG_RAM', 'stream carried no RAM section', { section: 'ram' });
       state.cas('active', 'completed');
       // QEMU process_incoming_migration_bh: run if the source ran and we were not told -S.

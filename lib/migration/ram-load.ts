@@ -55,6 +55,8 @@ export class RamLoader implements LiveHandler {
   constructor(
     readonly blocks: readonly RamBlock[],
     private readonly pristine = false,
+    /** Told where data pages land in its block, to fault RAM in just ahead (virt.ts). */
+    private readonly populate: { block: RamBlock; advance(offset: number): void } | null = null,
   ) {
     for (const block of blocks) {
       this.byName.set(block.name, {
@@ -95,7 +97,15 @@ export class RamLoader implements LiveHandler {
           break;
         case RAM_SAVE_FLAG.ZERO:
         case RAM_SAVE_FLAG.PAGE: {
-          const b = await this.recordBlock(f, flags, at);
+          // Make the whole record available, then handle it synchronously: the common case
+          // (a whole record already buffered) costs no promise at all.
+          let need = kind === RAM_SAVE_FLAG.ZERO ? 1 : PAGE_SIZE;
+          if (!(flags & RAM_SAVE_FLAG.CONTINUE)) {
+            if (!f.has(1) && !(await f.ensure(1))) return this.truncated(f, 'a RAM block name');
+            need += 1 + f.peekU8(0);
+          }
+          if (!f.has(need) && !(await f.ensure(need))) return this.truncated(f, `the record at 0x${addr.toString(16)}`);
+          const b = this.recordBlock(f, flags, at);
           if (addr + PAGE_SIZE > b.block.size) {
             throw new MigrationError('EMIG_RAM', `Illegal RAM offset 0x${addr.toString(16)} in block '${b.block.name}' (size 0x${b.block.size.toString(16)})`, {
               section: 'ram',
@@ -103,8 +113,8 @@ export class RamLoader implements LiveHandler {
               position: at,
             });
           }
-          if (kind === RAM_SAVE_FLAG.ZERO) await this.zeroPage(f, b, addr, at);
-          else await this.page(f, b, addr);
+          if (kind === RAM_SAVE_FLAG.ZERO) this.zeroPage(f, b, addr, at);
+          else this.page(f, b, addr);
           break;
         }
         default:
@@ -143,21 +153,20 @@ export class RamLoader implements LiveHandler {
     this.blockListSeen = true;
   }
 
-  private async recordBlock(f: QemuFileReader, flags: number, at: number): Promise<LoadBlock> {
+  /** The record's block; the record is fully buffered. */
+  private recordBlock(f: QemuFileReader, flags: number, at: number): LoadBlock {
     if (flags & RAM_SAVE_FLAG.CONTINUE) {
       if (!this.last) throw new MigrationError('EMIG_RAM', 'CONTINUE record without a previous block', { section: 'ram', position: at });
       return this.last;
     }
-    const name = f.has(1) && f.has(1 + f.peekU8(0)) ? f.getCounted() : await f.readCounted();
-    if (name === null) return this.truncated(f, 'a RAM block name');
+    const name = f.getCounted();
     const b = this.byName.get(name);
     if (!b) throw new MigrationError('EMIG_RAM', `Unknown ramblock "${name}", cannot accept migration`, { section: 'ram', field: name, position: at });
     this.last = b;
     return b;
   }
 
-  private async zeroPage(f: QemuFileReader, b: LoadBlock, addr: number, at: number): Promise<void> {
-    if (!f.has(1) && !(await f.ensure(1))) return this.truncated(f, 'a zero-page fill byte');
+  private zeroPage(f: QemuFileReader, b: LoadBlock, addr: number, at: number): void {
     const fill = f.getU8();
     if (fill !== 0) throw new MigrationError('EMIG_RAM', `Found a zero page with value ${fill}`, { section: 'ram', field: b.block.name, position: at });
     const page = addr / PAGE_SIZE;
@@ -170,10 +179,10 @@ export class RamLoader implements LiveHandler {
     if (!isZeroPage(b.words32[w], inWin * (PAGE_SIZE / 4))) b.bytes[w].fill(0, inWin * PAGE_SIZE, (inWin + 1) * PAGE_SIZE);
   }
 
-  private async page(f: QemuFileReader, b: LoadBlock, addr: number): Promise<void> {
-    if (!f.has(PAGE_SIZE) && !(await f.ensure(PAGE_SIZE))) return this.truncated(f, `page 0x${addr.toString(16)} of '${b.block.name}'`);
+  private page(f: QemuFileReader, b: LoadBlock, addr: number): void {
     const page = addr / PAGE_SIZE;
     if (b.holes !== null) b.holes[page >>> 5] &= ~(1 << (page & 31));
+    if (this.populate !== null && b.block === this.populate.block) this.populate.advance(addr);
     const w = Math.floor(page / PAGES_PER_WINDOW);
     f.getRangeInto(b.bytes[w], (page - w * PAGES_PER_WINDOW) * PAGE_SIZE, PAGE_SIZE);
     this.counters.normal++;

@@ -15,6 +15,7 @@
  * apply at once (max-bandwidth and friends take effect on a running migration).
  */
 
+import { isRunning } from '../migration/state';
 import { QERR, genericError } from './errors';
 import type { RunStateName } from './backend';
 import {
@@ -31,25 +32,10 @@ export type MigrationCapabilityStatus = ReturnOf<'query-migrate-capabilities'>[n
 
 /**
  * migration_is_running(): the outgoing states in which capabilities are frozen and a new
- * 'migrate' is refused.
+ * 'migrate' is refused (the engine's own list).
  */
-const RUNNING: ReadonlySet<MigrationStatusName> = new Set<MigrationStatusName>([
-  'setup',
-  'cancelling',
-  'active',
-  'postcopy-device',
-  'postcopy-active',
-  'postcopy-paused',
-  'postcopy-recover-setup',
-  'postcopy-recover',
-  'pre-switchover',
-  'device',
-  'wait-unplug',
-  'colo',
-]);
-
 export function isMigrationRunning(status: MigrationStatusName): boolean {
-  return RUNNING.has(status);
+  return isRunning(status);
 }
 
 /** Properties of QEMU's "migration" object, settable with -global migration.NAME=VALUE. */

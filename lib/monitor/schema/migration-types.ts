@@ -3,34 +3,14 @@
  * channels and MigrationInfo. Member order is QEMU's; query output follows it.
  */
 
+import { MIGRATION_STATUSES } from '../../migration/state';
 import * as zlib from 'node:zlib';
 import { SocketAddress, InetSocketAddress } from './sockets';
 import {
   alternate, bool, EnumType, enumType, int, list, number, opt, qnull, req, size, str, struct, uint32, uint64, uint8, union,
 } from './types';
 
-export const MigrationStatus = enumType(
-  'MigrationStatus',
-  [
-    'none',
-    'setup',
-    'cancelling',
-    'cancelled',
-    'active',
-    'postcopy-device',
-    'postcopy-active',
-    'postcopy-paused',
-    'postcopy-recover-setup',
-    'postcopy-recover',
-    'completed',
-    'failed',
-    'colo',
-    'pre-switchover',
-    'device',
-    'wait-unplug',
-  ] as const,
-  'An enumeration of migration status.',
-);
+export const MigrationStatus = enumType('MigrationStatus', MIGRATION_STATUSES, 'An enumeration of migration status.');
 
 export const MigrationCapability = enumType(
   'MigrationCapability',

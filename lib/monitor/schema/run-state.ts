@@ -1,29 +1,9 @@
 /** VM run state: qapi/run-state.json and the misc commands that drive it. */
 
+import { RUN_STATES } from '../../migration/globalstate';
 import { args, bool, command, enumType, event, opt, req, size, str, struct, uint64 } from './types';
 
-export const RunState = enumType(
-  'RunState',
-  [
-    'debug',
-    'inmigrate',
-    'internal-error',
-    'io-error',
-    'paused',
-    'postmigrate',
-    'prelaunch',
-    'finish-migrate',
-    'restore-vm',
-    'running',
-    'save-vm',
-    'shutdown',
-    'suspended',
-    'watchdog',
-    'guest-panicked',
-    'colo',
-  ] as const,
-  'An enumeration of VM run states.',
-);
+export const RunState = enumType('RunState', RUN_STATES, 'An enumeration of VM run states.');
 
 export const ShutdownCause = enumType(
   'ShutdownCause',
