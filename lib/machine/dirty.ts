@@ -22,6 +22,8 @@ export interface DirtyLog {
   /** OR the pages written since the previous sync (or start) into `bitmap`, forgetting them
    * here; returns how many bits went from clear to set. */
   sync(bitmap: Uint32Array): number;
+  /** Pages written since the last sync, without taking them (for estimates); -1 if unknown. */
+  peek(): number;
   stop(): void;
 }
 
@@ -73,6 +75,16 @@ export class EmulatorDirtyLog implements DirtyLog {
     return added;
   }
 
+  peek(): number {
+    const w = this.words;
+    let n = 0;
+    for (let i = 0; i < w.length; i++) {
+      const v = w[i];
+      if (v !== 0) n += (v & 0xff ? 1 : 0) + (v & 0xff00 ? 1 : 0) + (v & 0xff0000 ? 1 : 0) + (v & 0xff000000 ? 1 : 0);
+    }
+    return n;
+  }
+
   stop(): void {
     /* the harts keep marking; nothing to release */
   }
@@ -102,6 +114,10 @@ export class KernelDirtyLog implements DirtyLog {
       for (let p = pairs[i]; p < end; p++) added += setBit(bitmap, p);
     }
     return added;
+  }
+
+  peek(): number {
+    return -1;
   }
 
   stop(): void {

@@ -321,6 +321,22 @@ export class OutgoingMigration {
   }
 
   private updateExpected(): void {
+    if (this.bandwidth > 0 && this.dirtyAtLastSync < 0 && this.saver) {
+      // Still in the first pass: what the guest has dirtied so far, scaled to the whole pass,
+      // is the best guess at what the first switchover check will find.
+      const dirtied = this.saver.peekDirtied();
+      const elapsed = this.now() - this.lastSyncAt;
+      if (dirtied >= 0 && elapsed > 0) {
+        const passMs = elapsed + (this.saver.dirtyPages * 4096) / this.bandwidth;
+        this.dirtyRate = dirtied / elapsed;
+        const pages = this.saver.totalBytes / 4096;
+        const atPassEnd = pages * (1 - Math.exp((-this.dirtyRate * passMs) / pages));
+        this.stats.expectedDowntime =
+          SWITCHOVER_OVERHEAD_MS +
+          predictDowntime({ dirtyPages: atPassEnd, dirtyRate: this.dirtyRate, bandwidth: this.bandwidth, threshold: this.threshold, pages });
+      }
+      return;
+    }
     if (this.bandwidth > 0 && this.dirtyAtLastSync >= 0) {
       this.stats.expectedDowntime =
         SWITCHOVER_OVERHEAD_MS +

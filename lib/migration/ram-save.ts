@@ -135,6 +135,18 @@ export class RamSaver implements LiveHandler {
     return added;
   }
 
+  /** Pages the guest has written since the last sync, over every block; -1 if a log cannot
+   * tell without syncing. */
+  peekDirtied(): number {
+    let n = 0;
+    for (const s of this.states) {
+      const k = s.log.peek();
+      if (k < 0) return -1;
+      n += k;
+    }
+    return n;
+  }
+
   pending(exact: boolean): number {
     if (exact) this.sync();
     return this.dirtyPages * PAGE_SIZE;
