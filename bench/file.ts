@@ -8,6 +8,7 @@
  *
  * One JSON line per result. Usage: node dist/bench/file.js [--mem 1G,4G] [--dir DIR]
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MemfdMapping } from '../lib/host';
@@ -24,9 +25,19 @@ function freshMemory(bytes: number): number {
   return gbps;
 }
 
+/** Write back dirty pages before a timed write, so neither side pays for the other's writeback. */
+function flushPageCache(): void {
+  try {
+    execFileSync('sync');
+  } catch {
+    /* no sync(1): measure as is */
+  }
+}
+
 /** Sequential write then read of `bytes` through 1 MiB buffers, GB/s each. */
 function plainFileIo(file: string, bytes: number): { write: number; read: number } {
   const buf = Buffer.alloc(2 ** 20, 0x5a);
+  flushPageCache();
   let fd = fs.openSync(file, 'w');
   let t0 = performance.now();
   // No fsync: the save does not sync either; both go through the page cache.
@@ -55,6 +66,7 @@ async function one(mem: string, dir: string): Promise<void> {
     await src.waitOutput(/tick 1\n/);
     await src.qmp.execute('stop');
     await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 0 });
+    flushPageCache();
     await src.qmp.execute('migrate', { uri: `file:${file}` });
     for (;;) {
       saveInfo = await src.qmp.execute('query-migrate');
