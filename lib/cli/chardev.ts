@@ -18,7 +18,15 @@ export interface Chardev {
 class StdioChardev implements Chardev {
   private listener: ((b: Buffer) => void) | null = null;
 
+  constructor() {
+    // A reader that went away (`livemig ... | head`) must not take the machine with it: the
+    // write error arrives as an event, and output is dropped from then on.
+    process.stdout.on('error', () => (this.broken = true));
+  }
+  private broken = false;
+
   write(bytes: Uint8Array): void {
+    if (this.broken) return;
     try {
       process.stdout.write(bytes);
     } catch {
