@@ -114,12 +114,6 @@ export class ProcessMigration implements MigrationBackend {
     });
   }
 
-  /** Wait until the current outgoing migration ends (HMP `migrate` without -d, tests). */
-  async waitOutgoing(): Promise<MigrationStatus> {
-    while (this.outgoing && isRunning(this.state.status)) await new Promise((r) => setTimeout(r, 20));
-    return this.state.status;
-  }
-
   cancel(): void {
     this.outgoing?.cancel();
   }

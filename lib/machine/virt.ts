@@ -33,6 +33,7 @@ import {
   STATE_PARKED,
 } from './vcpu-control';
 import type { VcpuWorkerData } from './vcpu-worker';
+import type { VMStateDescription } from '../vmstate';
 
 export const RAM_BASE = 0x8000_0000;
 export const RAM_BLOCK_NAME = 'riscv_virt_board.ram';
@@ -40,6 +41,14 @@ export const MROM_BLOCK_NAME = 'riscv_virt_board.mrom';
 export const MIN_RAM = 16 * 2 ** 20;
 export const MAX_RAM = 64 * 2 ** 30;
 export const VIRT_ISA = 'rv64ima_zicsr_zifencei';
+
+/** A VMState section the board migrates: QEMU's (idstr, instance id), description, object. */
+export interface VmstateSection {
+  idstr: string;
+  instanceId: number;
+  vmsd: VMStateDescription;
+  opaque: unknown;
+}
 
 /** See VirtMachine.populateAhead. */
 export interface PopulateHandle {
@@ -406,8 +415,8 @@ export class VirtMachine extends EventEmitter {
   }
 
   /** The per-hart and per-device VMState sections, named and ordered as QEMU's virt. */
-  vmstateSections(): { idstr: string; instanceId: number; vmsd: typeof cpuVMState | typeof VMSTATE_CLINT | any; opaque: unknown }[] {
-    const out: { idstr: string; instanceId: number; vmsd: any; opaque: unknown }[] = [];
+  vmstateSections(): VmstateSection[] {
+    const out: VmstateSection[] = [];
     for (let h = 0; h < this.harts; h++) {
       out.push({ idstr: 'cpu_common', instanceId: h, vmsd: cpuCommonVMState, opaque: this.hartStates[h] });
       out.push({ idstr: 'cpu', instanceId: h, vmsd: cpuVMState, opaque: this.hartStates[h] });

@@ -67,6 +67,8 @@ export class RamSaver implements LiveHandler {
   private cur = 0;
   private curPage = 0;
   private lastBlock: BlockState | null = null;
+  /** zero-page-detection, read once per iteration (it may change between them), not per page. */
+  private detectZero = true;
   private readonly now: () => number;
 
   constructor(
@@ -154,6 +156,7 @@ export class RamSaver implements LiveHandler {
 
   async saveIterate(f: QemuFileWriter): Promise<boolean> {
     const t0 = this.now();
+    this.detectZero = this.opts.zeroPageDetection() !== 'none';
     let done = false;
     let sent = 0;
     for (;;) {
@@ -173,6 +176,7 @@ export class RamSaver implements LiveHandler {
 
   async saveComplete(f: QemuFileWriter): Promise<void> {
     this.sync();
+    this.detectZero = this.opts.zeroPageDetection() !== 'none';
     let sent = 0;
     while (this.sendNext(f)) {
       if (++sent % PAGES_PER_CLOCK_CHECK === 0 && f.needsDrain) await f.drain();
@@ -216,7 +220,7 @@ export class RamSaver implements LiveHandler {
     const offset = page * PAGE_SIZE;
     const hole = s.holes !== null && (s.holes[page >>> 5] & (1 << (page & 31))) !== 0;
     if (hole) s.holes![page >>> 5] &= ~(1 << (page & 31));
-    if (this.opts.zeroPageDetection() !== 'none' && (hole || isZeroPage(s.words32[w], inWin << (PAGE_SHIFT - 2)))) {
+    if (this.detectZero && (hole || isZeroPage(s.words32[w], inWin << (PAGE_SHIFT - 2)))) {
       f.putBe64Number(offset + (RAM_SAVE_FLAG.ZERO | cont));
       if (!cont) f.putCounted(s.block.name);
       f.putU8(0);
