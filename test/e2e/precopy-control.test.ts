@@ -90,6 +90,7 @@ describe('controlling a migration', () => {
       { 'max-bandwidth': 8 * 2 ** 20, 'downtime-limit': 1, 'cpu-throttle-initial': 30, 'cpu-throttle-increment': 20, 'max-cpu-throttle': 60 },
     );
     await src.qmp.execute('migrate', { uri: `unix:${sock}` });
+    await src.waitStatus('active');
     const seen: number[] = [];
     for (;;) {
       const info = await src.qmp.execute('query-migrate');
