@@ -4,6 +4,7 @@
  * argument into the config. Unknown or malformed options raise OptionError naming the option.
  */
 import { parseSize, SizeError } from '../util/size';
+import { parseUuid, UuidError } from '../util/uuid';
 import { OptionError, parseBool, parseKeyval } from './keyval';
 
 export { OptionError } from './keyval';
@@ -22,6 +23,8 @@ export interface MemoryBackendSpec {
   share: boolean;
   memPath?: string;
   hugetlb: boolean;
+  /** prealloc=on: populate every page at start (as -mem-prealloc does for all RAM). */
+  prealloc: boolean;
 }
 
 export interface LivemigConfig {
@@ -42,6 +45,12 @@ export interface LivemigConfig {
   incoming: string[];
   startPaused: boolean;
   name?: string;
+  /** -name ...,process=NAME: the process title */
+  processName?: string;
+  /** -uuid, 16 bytes */
+  uuid?: Uint8Array;
+  /** -global DRIVER.PROP=VALUE, in order (the migration layer parses migration.*) */
+  globals: string[];
   pidfile?: string;
   daemonize: boolean;
   memPrealloc: boolean;
@@ -69,6 +78,7 @@ function defaults(): LivemigConfig {
     daemonize: false,
     memPrealloc: false,
     objects: [],
+    globals: [],
   };
 }
 
@@ -141,6 +151,7 @@ function parseObject(cfg: LivemigConfig, arg: string): void {
     size: size(sz, 1, `${qomType} size`),
     share: kv.has('share') ? parseBool(kv.get('share')!, 'share') : qomType === 'memory-backend-memfd',
     hugetlb: kv.has('hugetlb') ? parseBool(kv.get('hugetlb')!, 'hugetlb') : false,
+    prealloc: kv.has('prealloc') ? parseBool(kv.get('prealloc')!, 'prealloc') : false,
   };
   if (qomType === 'memory-backend-file') {
     spec.memPath = kv.get('mem-path');
@@ -224,9 +235,25 @@ const TABLE: Record<string, OptionRow> = {
     arg: true,
     apply(cfg, v) {
       const kv = parseKeyval(v, 'guest');
+      for (const k of kv.keys()) {
+        if (!['guest', 'process'].includes(k)) throw new OptionError(`unknown property '${k}'`);
+      }
       cfg.name = kv.get('guest');
+      cfg.processName = kv.get('process');
     },
   },
+  uuid: {
+    arg: true,
+    apply(cfg, v) {
+      try {
+        cfg.uuid = parseUuid(v);
+      } catch (e) {
+        if (e instanceof UuidError) throw new OptionError(e.message);
+        throw e;
+      }
+    },
+  },
+  global: { arg: true, apply: (cfg, v) => void cfg.globals.push(v) },
   pidfile: { arg: true, apply: (cfg, v) => void (cfg.pidfile = v) },
   daemonize: { arg: false, apply: (cfg) => void (cfg.daemonize = true) },
   'mem-prealloc': { arg: false, apply: (cfg) => void (cfg.memPrealloc = true) },

@@ -5,30 +5,34 @@
  */
 import * as fs from 'node:fs';
 import { VirtMachine } from '../machine/virt';
-import { EventBus, MigrationConfig, Monitor, QmpError, type MonitorBackend, type StatusInfo } from '../monitor';
-import { parseUri } from '../transport';
+import { MigrationManager, parseMigrationGlobal } from '../migration';
+import { EventBus, ManagerMigrationBackend, Monitor, QmpError, type MonitorBackend, type StatusInfo } from '../monitor';
+import { formatUuid } from '../util/uuid';
 import { openChardev, type Chardev } from './chardev';
-import { ProcessMigration } from './migration-backend';
 import type { LivemigConfig } from './options';
 
 export class Runtime implements MonitorBackend {
   private serial: Chardev | null = null;
   private closing = false;
-  readonly config = new MigrationConfig();
-  readonly events = new EventBus({ config: this.config });
-  readonly migration: ProcessMigration;
+  readonly manager: MigrationManager;
+  readonly events: EventBus;
+  readonly migration: ManagerMigrationBackend;
   monitor: Monitor | null = null;
 
   private constructor(
     readonly cfg: LivemigConfig,
     readonly machine: VirtMachine,
   ) {
-    this.migration = new ProcessMigration({
-      machine,
-      config: this.config,
-      events: this.events,
-      startPaused: cfg.startPaused,
-      onIncomingFatal: () => void this.quit(1),
+    this.manager = new MigrationManager(machine, { startPaused: cfg.startPaused });
+    for (const g of cfg.globals) {
+      const { name, value } = parseMigrationGlobal(g);
+      this.manager.options.setGlobal(name, value);
+    }
+    this.events = new EventBus({ config: this.manager.options });
+    this.migration = new ManagerMigrationBackend(this.manager, this.events);
+    this.manager.on('incoming-failed', (err: Error, exitOnError: boolean) => {
+      process.stderr.write(`livemig: load of migration failed: ${err.message}\n`);
+      if (exitOnError) void this.quit(1);
     });
   }
 
@@ -39,6 +43,7 @@ export class Runtime implements MonitorBackend {
     }
     const kernel = cfg.kernel ? readKernel(cfg.kernel) : undefined;
     const backend = cfg.machine.memoryBackend ? cfg.objects.find((o) => o.id === cfg.machine.memoryBackend) : undefined;
+    if (cfg.processName !== undefined) process.title = cfg.processName;
     const machine = await VirtMachine.create({
       type: cfg.machine.type,
       memSize: cfg.memSize,
@@ -47,11 +52,17 @@ export class Runtime implements MonitorBackend {
       append: cfg.append,
       memPath: backend?.qomType === 'memory-backend-file' ? backend.memPath : undefined,
       hugetlb: backend?.hugetlb,
-      memPrealloc: cfg.memPrealloc,
+      memPrealloc: cfg.memPrealloc || !!backend?.prealloc,
       kernelDirtyLog: cfg.machine.dirtyLog === 'kernel',
+      uuid: cfg.uuid,
+      // QEMU: RAM is shared when its backend says share=on, or, with no backend, when
+      // aux-ram-share=on makes implicit RAM shareable; the ROM is implicit RAM.
+      ramShared: backend ? backend.share : cfg.machine.auxRamShare,
+      auxRamShared: cfg.machine.auxRamShare,
     });
-    const rt = new Runtime(cfg, machine);
+    let rt: Runtime;
     try {
+      rt = new Runtime(cfg, machine);
       await rt.setup();
     } catch (e) {
       await machine.destroy();
@@ -74,7 +85,6 @@ export class Runtime implements MonitorBackend {
     machine.on('stop', () => this.events.emit('STOP'));
     machine.on('resume', () => this.events.emit('RESUME'));
     machine.on('reset', () => this.events.emit('RESET', { guest: true, reason: 'guest-reset' }));
-    this.config.setRunState('prelaunch');
 
     if (cfg.qmp.length || cfg.monitor.length) {
       this.monitor = new Monitor({ backend: this, events: this.events, log: (m) => process.stderr.write(`${m}\n`) });
@@ -83,23 +93,15 @@ export class Runtime implements MonitorBackend {
     }
     if (cfg.pidfile) fs.writeFileSync(cfg.pidfile, `${process.pid}\n`);
 
-    const incoming = cfg.incoming.filter((u) => !u.startsWith('{') && !u.includes('channel-type'));
-    if (incoming.length > 1) throw new Error('-incoming: only one main channel is supported');
-    if (incoming.length === 1) {
-      machine.runState = 'inmigrate';
-      // The stream will write (most) pages: take the page faults now, while we wait for it.
-      machine.populateAhead();
-      if (incoming[0] !== 'defer') await this.migration.startIncoming(parseUri(incoming[0]), true);
+    const channels = cfg.incoming.filter((u) => u.startsWith('{') || u.includes('channel-type'));
+    if (channels.length) throw new Error(`-incoming ${channels[0]}: migration channels in JSON or keyval form are not supported yet (use a URI)`);
+    if (cfg.incoming.length > 1) throw new Error('-incoming: only one main channel is supported');
+    if (cfg.incoming.length === 1) {
+      this.manager.expectIncoming();
+      if (cfg.incoming[0] !== 'defer') await this.manager.incoming(cfg.incoming[0], { exitOnError: true });
     } else if (!cfg.startPaused) {
       machine.cont();
     }
-    this.syncRunState();
-    machine.on('stop', () => this.syncRunState());
-    machine.on('resume', () => this.syncRunState());
-  }
-
-  private syncRunState(): void {
-    this.config.setRunState(this.machine.runState as Parameters<MigrationConfig['setRunState']>[0]);
   }
 
   /* ---- MonitorBackend ---- */
@@ -111,7 +113,6 @@ export class Runtime implements MonitorBackend {
 
   async stop(): Promise<void> {
     if (this.machine.runState === 'running') await this.machine.stop();
-    this.syncRunState();
   }
 
   cont(): void {
@@ -119,7 +120,6 @@ export class Runtime implements MonitorBackend {
     if (s === 'inmigrate') throw new QmpError('GenericError', 'Migration is not finalized yet');
     if (s === 'shutdown') throw new QmpError('GenericError', 'Resetting the Virtual Machine is required');
     this.machine.cont();
-    this.syncRunState();
   }
 
   quit(status = 0): Promise<void> {
@@ -140,7 +140,6 @@ export class Runtime implements MonitorBackend {
 
   async systemReset(): Promise<void> {
     await this.machine.reset();
-    this.syncRunState();
   }
 
   pmemsave(addr: number, size: number, filename: string): void {
@@ -159,6 +158,14 @@ export class Runtime implements MonitorBackend {
 
   cpuCount(): number {
     return this.machine.harts;
+  }
+
+  guestName(): string | undefined {
+    return this.cfg.name;
+  }
+
+  guestUuid(): string {
+    return formatUuid(this.machine.uuid ?? new Uint8Array(16));
   }
 }
 

@@ -7,7 +7,7 @@
  * after every store to the page; migration clears it with an atomic exchange before reading.
  */
 import * as fs from 'node:fs';
-import { MemfdMapping, windowAt } from '../host';
+import { MemfdMapping, native, windowAt } from '../host';
 import { PAGE_SHIFT, PAGE_SIZE, WINDOW_SHIFT, WINDOW_SIZE, type RamRegion } from './bus';
 
 /** What a worker needs to wrap a block: plain data, postMessage-able. */
@@ -32,6 +32,14 @@ export interface RamBlockOptions {
   memPath?: string;
   /** Map an existing fd (a memfd handed over by cpr-transfer). */
   fd?: number;
+  /**
+   * Whether another process may map this memory (QEMU's RAM_SHARED: a backend with share=on,
+   * or implicit RAM with -machine aux-ram-share=on). Every block lives in a memfd or file
+   * mapped MAP_SHARED by this process's threads either way; the flag says whether livemig may
+   * treat it as shared with the outside: skip it under x-ignore-shared (file backends), hand
+   * it to a new process under cpr-transfer.
+   */
+  shared?: boolean;
 }
 
 export class RamBlockError extends Error {
@@ -43,6 +51,9 @@ export class RamBlock implements RamRegion {
   readonly base: number;
   readonly size: number;
   readonly readonly: boolean;
+  readonly shared: boolean;
+  /** The backing file's path (memory-backend-file), QEMU's RAM_NAMED_FILE. */
+  readonly memPath: string | undefined;
   readonly pageSize = PAGE_SIZE;
   readonly windows: ArrayBuffer[];
   readonly dirty: Uint8Array;
@@ -53,6 +64,8 @@ export class RamBlock implements RamRegion {
     this.base = opts.base;
     this.size = opts.size;
     this.readonly = opts.readonly ?? false;
+    this.shared = opts.shared ?? false;
+    this.memPath = opts.memPath;
     this.windows = mapping.windows(WINDOW_SIZE);
     this.bytes = this.windows.map((w) => new Uint8Array(w));
     this.dirty = new Uint8Array(new SharedArrayBuffer(this.pages));
@@ -65,6 +78,17 @@ export class RamBlock implements RamRegion {
     let mapping: MemfdMapping;
     if (opts.fd !== undefined) {
       mapping = MemfdMapping.fromFd(opts.fd, { length: opts.size, ownsFd: true });
+    } else if (opts.memPath && !opts.shared) {
+      // share=off (QEMU's default for memory-backend-file) maps the file MAP_PRIVATE: the guest
+      // starts from the file's contents and its writes never reach the file. A private memfd
+      // filled from the file is the same memory, and stays shareable between our threads.
+      mapping = MemfdMapping.create({ name: opts.name, size: opts.size, hugetlb: opts.hugetlb });
+      try {
+        copyFileInto(opts.memPath, mapping, opts.size);
+      } catch (e) {
+        mapping.close();
+        throw e;
+      }
     } else if (opts.memPath) {
       const fd = fs.openSync(opts.memPath, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
       try {
@@ -168,6 +192,35 @@ export class RamBlock implements RamRegion {
     if (offset < 0 || length < 0 || offset + length > this.size) {
       throw new RamBlockError(`RAM block ${this.name}: [${offset}, +${length}) is outside its ${this.size} bytes`);
     }
+  }
+}
+
+/** Copy what the file holds (up to `size` bytes; a shorter file leaves zeros) into a fresh
+ * mapping, skipping the file's holes so untouched memory stays unallocated. */
+function copyFileInto(path: string, mapping: MemfdMapping, size: number): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_CREAT, 0o600);
+  } catch (e) {
+    throw new RamBlockError(`memory-backend-file: cannot open '${path}': ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  try {
+    const windows = mapping.windows(WINDOW_SIZE).map((w) => new Uint8Array(w));
+    const end = Math.min(size, fs.fstatSync(fd).size);
+    let at = native.seekData(fd, 0);
+    while (at >= 0 && at < end) {
+      const holeAt = Math.min(end, native.seekData(fd, at, true));
+      while (at < holeAt) {
+        const w = Math.floor(at / WINDOW_SIZE);
+        const off = at - w * WINDOW_SIZE;
+        const n = fs.readSync(fd, windows[w], off, Math.min(holeAt - at, windows[w].length - off, 16 * 2 ** 20), at);
+        if (n <= 0) return;
+        at += n;
+      }
+      at = native.seekData(fd, at);
+    }
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -78,6 +78,12 @@ export interface MachineOptions {
   clock?: HostClock;
   /** Log guest errors (bad device accesses) to stderr, like QEMU's -d guest_errors. */
   guestErrors?: boolean;
+  /** -uuid: 16 bytes (the configuration section carries it under validate-uuid). */
+  uuid?: Uint8Array;
+  /** Main RAM may be mapped by another process (a share=on backend, or aux-ram-share=on). */
+  ramShared?: boolean;
+  /** Implicit RAM (the mask ROM) may be mapped by another process (aux-ram-share=on). */
+  auxRamShared?: boolean;
 }
 
 export interface MachineEvents {
@@ -98,6 +104,7 @@ export class VirtMachine extends EventEmitter {
   readonly mrom: RamBlock;
   readonly devices: VirtDevices;
   readonly hartStates: HartState[];
+  readonly uuid: Uint8Array | null;
   private readonly shares: VirtShares;
   private readonly ctl: Int32Array[];
   private workers: Worker[] = [];
@@ -116,6 +123,7 @@ export class VirtMachine extends EventEmitter {
     super();
     this.type = resolveMachineType(opts.type ?? 'virt');
     this.harts = opts.smp ?? 1;
+    this.uuid = opts.uuid ?? null;
     if (opts.memSize < MIN_RAM || opts.memSize > MAX_RAM || opts.memSize % PAGE_SIZE) {
       throw new RangeError(`RAM size ${opts.memSize} must be a multiple of 4 KiB between 16 MiB and 64 GiB`);
     }
@@ -126,8 +134,9 @@ export class VirtMachine extends EventEmitter {
       memPath: opts.memPath,
       fd: opts.memFd,
       hugetlb: opts.hugetlb,
+      shared: opts.ramShared,
     });
-    this.mrom = RamBlock.create({ name: MROM_BLOCK_NAME, base: MROM_BASE, size: MROM_SIZE, readonly: true });
+    this.mrom = RamBlock.create({ name: MROM_BLOCK_NAME, base: MROM_BASE, size: MROM_SIZE, readonly: true, shared: opts.auxRamShared });
     if (opts.memPrealloc) this.ram.prealloc();
     this.shares = createVirtShares(this.harts, this.type.compat.clint);
     this.devices = buildVirtDevices(this.shares, { clock: opts.clock, log: opts.guestErrors ? stderrGuestLogger : undefined });

@@ -34,7 +34,9 @@ export type MigrationErrorCode =
   /** Device state failed to save or load (see cause). */
   | 'EMIG_DEVICE'
   /** A request not possible in the current state (QMP-level misuse). */
-  | 'EMIG_STATE';
+  | 'EMIG_STATE'
+  /** A capability, parameter or property refused (QEMU's rules, or not implemented here). */
+  | 'EMIG_SETTING';
 
 export interface MigrationErrorInfo {
   section?: string;

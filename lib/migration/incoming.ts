@@ -5,25 +5,32 @@
  *
  *   status none → setup (listening) → active (connection accepted, loading) → completed | failed
  *
- * Commands: OPEN_RETURN_PATH opens the reverse direction of the channel, PING is answered with
- * PONG, SWITCHOVER_START needs nothing. Postcopy commands are refused here (precopy only).
- * After EOF the vmdesc is read and discarded; then the guest runs if the source was running
- * and the destination was not started with -S. A SHUT (0 ok, 1 failed) goes back on the
- * return path when there is one.
+ * Commands: OPEN_RETURN_PATH opens the reverse direction of the channel (and, with
+ * switchover-ack, acknowledges at once: no device here has anything to finish first), PING is
+ * answered with PONG, SWITCHOVER_START needs nothing. Postcopy commands are refused (this
+ * engine migrates by precopy). After EOF the vmdesc is read and discarded; then the guest runs
+ * if the source was running (or sent no run state) and the destination was not started with
+ * -S. A SHUT (0 ok, 1 failed) goes back on the return path when there is one.
  */
+import { performance } from 'node:perf_hooks';
 import type { VirtMachine } from '../machine/virt';
 import { QemuFileReader, VMDESC_JSON_MAX, type ByteChannel } from '../stream';
 import { MigrationError } from './errors';
 import { LoadVm } from './loadvm';
+import type { MigrationOptions } from './options';
 import { RamLoader } from './ram-load';
 import { be32At, ReturnPathWriter } from './return-path';
-import { configurationFor, globalStateFor, machineRegistry } from './settings';
+import type { MigrationRunState } from './run-state';
+import { configurationFor, globalStateFor, machineRegistry, streamFormat } from './sections';
 import type { MigrationState } from './state';
 import { MIG_CMD, MIG_CMD_NAMES } from './wire';
 
 export interface IncomingDeps {
   machine: VirtMachine;
+  options: MigrationOptions;
   state: MigrationState;
+  /** The run-state owner (the manager's). */
+  vm: MigrationRunState;
   /** -S: stay paused after loading even if the source was running. */
   startPaused: boolean;
   now?(): number;
@@ -48,21 +55,26 @@ export class IncomingMigration {
 
   /** Load one stream from `channel`. Never rejects; the outcome is in the result and status. */
   async run(channel: ByteChannel): Promise<IncomingResult> {
-    const { machine, state } = this.deps;
+    const { machine, state, vm, options } = this.deps;
     const t0 = this.now();
     state.cas('none', 'setup');
     state.cas('setup', 'active');
-    machine.runState = 'inmigrate';
+    vm.incomingStarted();
     const f = new QemuFileReader(channel);
+    const ignoreShared = options.caps['x-ignore-shared'];
     // Take the destination's page faults in a helper thread just ahead of the load (the
-    // process may have started it already, while it waited for the stream).
-    const populate = machine.populateAhead();
-    populate.gate();
-    const ram = new RamLoader(machine.ramBlocks, !machine.hasRun, populate);
+    // process may have started it already, while it waited for the stream). Under
+    // x-ignore-shared a shared file-backed RAM is already there: nothing to populate.
+    const populate = ignoreShared && machine.ram.shared && machine.ram.memPath ? null : machine.populateAhead();
+    populate?.gate();
+    const ram = new RamLoader(machine.ramBlocks, { pristine: !machine.hasRun, populate, ignoreShared });
     const global = globalStateFor(() => 'inmigrate');
-    const reg = machineRegistry(machine, ram, global);
-    const loader = new LoadVm(f, reg, configurationFor(machine), {
+    const reg = machineRegistry(machine, ram, global, options);
+    const format = streamFormat(options);
+    const loader = new LoadVm(f, reg, configurationFor(machine, options), {
       onCommand: (cmd, payload) => this.command(channel, cmd, payload),
+      expectConfiguration: format.sendConfiguration,
+      expectSectionFooter: format.sendSectionFooter,
     });
     try {
       try {
@@ -70,13 +82,14 @@ export class IncomingMigration {
         await loader.loadMain();
         await loader.readVmdesc(VMDESC_JSON_MAX);
       } finally {
-        populate.stop();
+        populate?.stop();
       }
       if (!ram.blockListSeen) throw new MigrationError('EMIG_RAM', 'stream carried no RAM section', { section: 'ram' });
       state.cas('active', 'completed');
-      // QEMU process_incoming_migration_bh: run if the source ran and we were not told -S.
-      if (global.received === 'running' && !this.deps.startPaused) machine.cont();
-      else machine.runState = 'paused';
+      // QEMU process_incoming_migration_bh: run if the source ran (or sent no run state) and
+      // we were not told -S.
+      const sourceRan = global.received === null || global.received === 'running';
+      vm.incomingCompleted(sourceRan && !this.deps.startPaused);
       this.rp?.shut(0);
       await channel.end().catch(() => {});
       return { ok: true, loadTime: this.now() - t0, bytes: f.position };
@@ -84,7 +97,7 @@ export class IncomingMigration {
       const err = e instanceof MigrationError ? e : new MigrationError('EMIG_DEVICE', e instanceof Error ? e.message : String(e), { cause: e });
       this.errorDesc = err.message;
       state.reset('failed');
-      machine.runState = 'paused';
+      vm.incomingFailed();
       try {
         this.rp?.shut(1);
         await channel.end();
@@ -100,7 +113,9 @@ export class IncomingMigration {
     switch (cmd) {
       case MIG_CMD.OPEN_RETURN_PATH:
         // A second one is ignored (QEMU: "already open").
-        if (!this.rp) this.rp = new ReturnPathWriter(channel);
+        if (this.rp) return;
+        this.rp = new ReturnPathWriter(channel);
+        if (this.deps.options.caps['switchover-ack']) this.rp.switchoverAck();
         return;
       case MIG_CMD.PING:
         if (!this.rp) throw new MigrationError('EMIG_COMMAND', 'PING received with no return path', { section: 'command', field: 'PING' });

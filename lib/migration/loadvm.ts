@@ -34,6 +34,10 @@ import {
 export type CommandHandler = (cmd: number, payload: Uint8Array, position: number) => Promise<void> | void;
 
 export interface LoadVmOptions {
+  /** The configuration section follows the header (`send-configuration`, default on). */
+  expectConfiguration?: boolean;
+  /** Every section ends with a footer (`send-section-footer`, default on). */
+  expectSectionFooter?: boolean;
   /** Commands other than the ones LoadVm handles itself. Unhandled ones fail the load. */
   onCommand?: CommandHandler;
   /** Called after each section loads (progress, tests). */
@@ -94,6 +98,7 @@ export class LoadVm {
     if (version !== QEMU_VM_FILE_VERSION) {
       throw new MigrationError('EMIG_HEADER', `unsupported migration stream version ${version}`, { field: 'version', position: pos + 4 });
     }
+    if (this.opts.expectConfiguration === false) return;
     await this.need(1, 'the configuration section');
     const at = f.position;
     if (f.getU8() !== QEMU_VM_CONFIGURATION) {
@@ -199,6 +204,7 @@ export class LoadVm {
   }
 
   private async checkFooter(e: SectionEntry, sectionId: number): Promise<void> {
+    if (this.opts.expectSectionFooter === false) return;
     await this.need(5, 'a section footer', e.idstr);
     const at = this.f.position;
     const marker = this.f.getU8();

@@ -12,7 +12,7 @@ import type { QemuFileReader, QemuFileWriter } from '../stream';
 import { COUNTED_STRING_MAX } from '../stream';
 import { MigrationError } from './errors';
 import type { LiveHandler } from './registry';
-import { holeBitmap, isZeroPage } from './ram-save';
+import { holeBitmap, isZeroPage, ramBlockIgnored } from './ram-save';
 import { RAM_SAVE_FLAG, RAM_SECTION_VERSION, QEMU_VM_SECTION_START } from './wire';
 
 const PAGES_PER_WINDOW = WINDOW_SIZE / PAGE_SIZE;
@@ -43,6 +43,17 @@ function cleanPages(block: RamBlock): Uint32Array {
   return bits;
 }
 
+export interface RamLoaderOptions {
+  /** RAM was only ever written by the host through RamBlock (which marks pages dirty), never
+   * by a hart: a page with a clear dirty byte is known to be zero. */
+  pristine?: boolean;
+  /** Told where data pages land in its block, to fault RAM in just ahead (virt.ts). */
+  populate?: { block: RamBlock; advance(offset: number): void } | null;
+  /** x-ignore-shared on this side: the block list carries guest physical addresses, and the
+   * blocks shared by a named file are not sent (ramBlockIgnored). */
+  ignoreShared?: boolean;
+}
+
 export class RamLoader implements LiveHandler {
   readonly counters: RamLoadCounters = { normal: 0, duplicate: 0 };
   private readonly byName = new Map<string, LoadBlock>();
@@ -50,14 +61,17 @@ export class RamLoader implements LiveHandler {
   /** Whether the block list (START) has been received. */
   blockListSeen = false;
 
-  /** `pristine`: RAM was only ever written by the host through RamBlock (which marks pages
-   * dirty), never by a hart: a page with a clear dirty byte is known to be zero. */
+  private readonly pristine: boolean;
+  private readonly populate: { block: RamBlock; advance(offset: number): void } | null;
+  private readonly ignoreShared: boolean;
+
   constructor(
     readonly blocks: readonly RamBlock[],
-    private readonly pristine = false,
-    /** Told where data pages land in its block, to fault RAM in just ahead (virt.ts). */
-    private readonly populate: { block: RamBlock; advance(offset: number): void } | null = null,
+    opts: RamLoaderOptions = {},
   ) {
+    this.pristine = opts.pristine ?? false;
+    this.populate = opts.populate ?? null;
+    this.ignoreShared = opts.ignoreShared ?? false;
     for (const block of blocks) {
       this.byName.set(block.name, {
         block,
@@ -147,6 +161,17 @@ export class RamLoader implements LiveHandler {
       if (len > left) {
         throw new MigrationError('EMIG_RAM', `RAM block list overruns its total 0x${total.toString(16)}`, { section: 'ram', field: name, position: at });
       }
+      if (this.ignoreShared) {
+        if (!(await f.ensure(8))) return this.truncated(f, `the address of RAM block '${name}'`);
+        const gpa = f.getBe64Number();
+        if (ramBlockIgnored(b.block, true) && gpa !== b.block.base) {
+          throw new MigrationError('EMIG_RAM', `Mismatched GPAs for block ${name}: 0x${gpa.toString(16)} != 0x${b.block.base.toString(16)}`, {
+            section: 'ram',
+            field: name,
+            position: at,
+          });
+        }
+      }
       left -= len;
     }
     for (const b of this.byName.values()) b.holes = this.pristine ? cleanPages(b.block) : holeBitmap(b.block);
@@ -162,6 +187,9 @@ export class RamLoader implements LiveHandler {
     const name = f.getCounted();
     const b = this.byName.get(name);
     if (!b) throw new MigrationError('EMIG_RAM', `Unknown ramblock "${name}", cannot accept migration`, { section: 'ram', field: name, position: at });
+    if (ramBlockIgnored(b.block, this.ignoreShared)) {
+      throw new MigrationError('EMIG_RAM', `block ${name} should not be migrated !`, { section: 'ram', field: name, position: at });
+    }
     this.last = b;
     return b;
   }

@@ -1,7 +1,8 @@
 /**
  * Sending RAM (QEMU migration/ram.c), the `ram` live section, version 4.
  *
- *   START:  be64 total_bytes | MEM_SIZE, then per block: u8 len + idstr, be64 used_length; EOS
+ *   START:  be64 total_bytes | MEM_SIZE, then per block: u8 len + idstr, be64 used_length,
+ *           [be64 guest physical address with x-ignore-shared]; EOS
  *   PART:   page records …, be64 EOS
  *   END:    last page records …, be64 EOS
  *
@@ -46,6 +47,15 @@ export interface RamSaveOptions {
   /** After every bitmap sync: the pass number and how many pages became dirty in it. */
   onSync?(pass: number, newlyDirty: number): void;
   now?(): number;
+  /** x-ignore-shared: send each block's guest physical address and no pages of the blocks
+   * another process shares by a named file (ramBlockIgnored). */
+  ignoreShared?: boolean;
+}
+
+/** QEMU's migrate_ram_is_ignored(): with x-ignore-shared, a block backed by a named file and
+ * mapped shared is left to whoever maps the same file on the other side. */
+export function ramBlockIgnored(block: RamBlock, ignoreShared: boolean): boolean {
+  return ignoreShared && block.shared && block.memPath !== undefined;
 }
 
 interface BlockState {
@@ -85,14 +95,19 @@ export class RamSaver implements LiveHandler {
     return n;
   }
 
+  /** Bytes of the blocks that are sent (QEMU's ram_bytes_total: ignored blocks excluded). */
   get totalBytes(): number {
     let n = 0;
-    for (const b of this.blocks) n += b.size;
+    for (const b of this.blocks) if (!this.ignored(b)) n += b.size;
     return n;
   }
 
+  private ignored(b: RamBlock): boolean {
+    return ramBlockIgnored(b, !!this.opts.ignoreShared);
+  }
+
   saveSetup(f: QemuFileWriter): void {
-    this.states = this.blocks.map((block) => {
+    this.states = this.blocks.filter((b) => !this.ignored(b)).map((block) => {
       const bitmap = new Uint32Array(bitmapWords(block.pages)).fill(0xffffffff);
       const tail = block.pages & 31;
       if (tail) bitmap[bitmap.length - 1] = (2 ** tail - 1) >>> 0;
@@ -116,10 +131,14 @@ export class RamSaver implements LiveHandler {
     // QEMU syncs once at setup (ram_init_bitmaps): pass 1.
     this.sync();
 
-    f.putBe64Number(this.totalBytes + RAM_SAVE_FLAG.MEM_SIZE);
+    // MEM_SIZE counts every block, ignored ones too (ram_bytes_total_with_ignored).
+    let listed = 0;
+    for (const b of this.blocks) listed += b.size;
+    f.putBe64Number(listed + RAM_SAVE_FLAG.MEM_SIZE);
     for (const b of this.blocks) {
       f.putCounted(b.name);
       f.putBe64Number(b.size);
+      if (this.opts.ignoreShared) f.putBe64Number(b.base);
     }
     f.putBe64Number(RAM_SAVE_FLAG.EOS);
   }

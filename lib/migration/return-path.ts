@@ -45,6 +45,11 @@ export class ReturnPathWriter {
     p.writeUInt32BE(value >>> 0);
     this.send(MIG_RP_MSG.PONG, p);
   }
+
+  /** switchover-ack: no device here needs to finish anything before the switchover. */
+  switchoverAck(): void {
+    this.send(MIG_RP_MSG.SWITCHOVER_ACK);
+  }
 }
 
 /** Source side: reads the next message, or null at a clean end of the channel. */

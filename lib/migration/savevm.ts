@@ -44,10 +44,20 @@ export function writeSectionHeader(f: QemuFileWriter, type: number, e: SectionEn
   }
 }
 
-export function writeSectionFooter(f: QemuFileWriter, e: SectionEntry): void {
+export function writeSectionFooter(f: QemuFileWriter, e: SectionEntry, enabled = true): void {
+  if (!enabled) return;
   f.putU8(QEMU_VM_SECTION_FOOTER);
   f.putBe32(e.sectionId);
 }
+
+/** The `-global migration.*` properties that shape the stream (options/globals.ts). */
+export interface StreamFormat {
+  sendConfiguration: boolean;
+  sendSectionFooter: boolean;
+  sendSwitchoverStart: boolean;
+}
+
+export const DEFAULT_STREAM_FORMAT: StreamFormat = { sendConfiguration: true, sendSectionFooter: true, sendSwitchoverStart: true };
 
 export function writeCommand(f: QemuFileWriter, cmd: number, payload: Uint8Array = new Uint8Array(0)): void {
   f.putU8(QEMU_VM_COMMAND);
@@ -70,6 +80,7 @@ export class SaveVm {
     readonly f: QemuFileWriter,
     readonly registry: SectionRegistry,
     readonly config: ConfigurationState,
+    readonly format: StreamFormat = DEFAULT_STREAM_FORMAT,
   ) {}
 
   /** Magic, version and the configuration section. */
@@ -77,6 +88,7 @@ export class SaveVm {
     const f = this.f;
     f.putBe32(QEMU_VM_FILE_MAGIC);
     f.putBe32(QEMU_VM_FILE_VERSION);
+    if (!this.format.sendConfiguration) return;
     f.putU8(QEMU_VM_CONFIGURATION);
     this.configurationDesc = vmstateSave(f, VMSTATE_CONFIGURATION, this.config, { idstr: 'configuration' });
   }
@@ -94,7 +106,7 @@ export class SaveVm {
     for (const e of this.registry.liveEntries) {
       writeSectionHeader(this.f, QEMU_VM_SECTION_START, e);
       await e.live!.saveSetup(this.f);
-      writeSectionFooter(this.f, e);
+      writeSectionFooter(this.f, e, this.format.sendSectionFooter);
     }
     this.check();
   }
@@ -107,7 +119,7 @@ export class SaveVm {
       if (this.f.rateLimitExceeded()) return false;
       writeSectionHeader(this.f, QEMU_VM_SECTION_PART, e);
       const done = await e.live!.saveIterate(this.f);
-      writeSectionFooter(this.f, e);
+      writeSectionFooter(this.f, e, this.format.sendSectionFooter);
       if (!done) allDone = false;
     }
     this.check();
@@ -121,13 +133,13 @@ export class SaveVm {
     return n;
   }
 
-  /** SWITCHOVER_START, then END sections (the VM is stopped). */
+  /** SWITCHOVER_START (unless turned off), then END sections (the VM is stopped). */
   async complete(): Promise<void> {
-    this.command(MIG_CMD.SWITCHOVER_START);
+    if (this.format.sendSwitchoverStart) this.command(MIG_CMD.SWITCHOVER_START);
     for (const e of this.registry.liveEntries) {
       writeSectionHeader(this.f, QEMU_VM_SECTION_END, e);
       await e.live!.saveComplete(this.f);
-      writeSectionFooter(this.f, e);
+      writeSectionFooter(this.f, e, this.format.sendSectionFooter);
     }
     this.check();
   }
@@ -138,7 +150,7 @@ export class SaveVm {
       if (!e.vmsd || !sectionNeeded(e.vmsd, e.opaque)) continue;
       writeSectionHeader(this.f, QEMU_VM_SECTION_FULL, e);
       const node = vmstateSave(this.f, e.vmsd, e.opaque, { idstr: e.idstr });
-      writeSectionFooter(this.f, e);
+      writeSectionFooter(this.f, e, this.format.sendSectionFooter);
       if (node) this.devices.push(vmdescDevice(e.idstr, e.instanceId, node));
       this.check(e.idstr);
     }

@@ -7,10 +7,13 @@
  *   if auto-converge and the bytes dirtied in the period exceed throttle-trigger-threshold %
  *   of the bytes sent in it, for the second time in a row of such periods: throttle the
  *   guest — first to cpu-throttle-initial %, then + cpu-throttle-increment % each time,
- *   capped at max-cpu-throttle %.
+ *   capped at max-cpu-throttle %. With cpu-throttle-tailslow the step shrinks near the end:
+ *   it is at most what would bring the guest's CPU share down to where its dirtying matches
+ *   the threshold (cpu_now × threshold_bytes ÷ dirty_bytes), so a guest close to converging
+ *   is not throttled harder than it needs.
  */
 import type { VirtMachine } from '../machine/virt';
-import { numParam, type MigrationSettings } from './settings';
+import type { MigrationOptions } from './options';
 
 const PAGE_SIZE = 4096;
 const PERIOD_MS = 1000;
@@ -23,7 +26,7 @@ export class Throttle {
   private pct = 0;
 
   constructor(
-    private readonly settings: MigrationSettings,
+    private readonly options: MigrationOptions,
     private readonly machine: VirtMachine,
     private readonly now: () => number,
   ) {
@@ -44,12 +47,12 @@ export class Throttle {
     const rate = Math.round((this.periodPages * 1000) / elapsed);
     const dirtyBytes = this.periodPages * PAGE_SIZE;
     const xferBytes = transferred - this.xferAtPeriodStart;
-    if (this.settings.capability('auto-converge')) {
-      const threshold = numParam(this.settings, 'throttle-trigger-threshold') / 100;
-      if (dirtyBytes > xferBytes * threshold) {
+    if (this.options.caps['auto-converge']) {
+      const thresholdBytes = (xferBytes * this.options.params['throttle-trigger-threshold']) / 100;
+      if (dirtyBytes > thresholdBytes) {
         if (++this.highCount >= 2) {
           this.highCount = 0;
-          this.throttleDown();
+          this.throttleDown(dirtyBytes, thresholdBytes);
         }
       }
     }
@@ -59,11 +62,21 @@ export class Throttle {
     return rate;
   }
 
-  private throttleDown(): void {
-    const initial = numParam(this.settings, 'cpu-throttle-initial');
-    const inc = numParam(this.settings, 'cpu-throttle-increment');
-    const max = numParam(this.settings, 'max-cpu-throttle');
-    this.pct = this.pct === 0 ? initial : Math.min(this.pct + inc, max);
+  /** mig_throttle_guest_down(). */
+  private throttleDown(dirtyBytes: number, thresholdBytes: number): void {
+    const p = this.options.params;
+    if (this.pct === 0) {
+      this.pct = p['cpu-throttle-initial'];
+    } else {
+      let inc = p['cpu-throttle-increment'];
+      if (p['cpu-throttle-tailslow']) {
+        const cpuNow = 100 - this.pct;
+        // QEMU computes in uint64: the ideal share is truncated before the subtraction.
+        const cpuIdeal = Math.floor(cpuNow * (thresholdBytes / dirtyBytes));
+        inc = Math.min(cpuNow - cpuIdeal, inc);
+      }
+      this.pct = Math.min(this.pct + inc, p['max-cpu-throttle']);
+    }
     this.machine.setThrottle(this.pct);
   }
 

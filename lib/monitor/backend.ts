@@ -12,7 +12,8 @@
  */
 
 import type { NamedFdTable } from './fd-table';
-import type { MigrationConfig, MigrationStatusName } from './migration-config';
+import type { MigrationOptions } from '../migration';
+import type { MigrationStatus } from '../migration';
 import type { ArgsOf, EventData, EventName, ReturnOf } from './schema';
 
 export type Awaitable<T> = T | Promise<T>;
@@ -52,14 +53,14 @@ export interface IncomingRequest {
 }
 
 export interface MigrationBackend {
-  /** Capabilities, parameters and globals: storage and validation the engine reads from. */
-  readonly config: MigrationConfig;
+  /** Capabilities, parameters and globals: the migration layer's store and rules. */
+  readonly config: MigrationOptions;
   migrate(req: MigrateRequest, ctx: CommandContext): Awaitable<void>;
   incoming(req: IncomingRequest, ctx: CommandContext): Awaitable<void>;
   /** migrate_cancel: succeeds when nothing runs; refused once postcopy started */
   cancel(): Awaitable<void>;
   /** leave a paused state ('pre-switchover'); `state` must be the current one */
-  continue(state: MigrationStatusName): Awaitable<void>;
+  continue(state: MigrationStatus): Awaitable<void>;
   /** query-migrate */
   info(): Awaitable<MigrationInfo>;
   startPostcopy(): Awaitable<void>;
@@ -67,11 +68,6 @@ export interface MigrationBackend {
   recover(uri: string, ctx: CommandContext): Awaitable<void>;
   /** postcopy only: break the channels so both sides pause (OOB) */
   pause(): Awaitable<void>;
-  /* Optional overrides; by default the monitor uses `config` directly. */
-  setCapabilities?(caps: ArgsOf<'migrate-set-capabilities'>['capabilities']): Awaitable<void>;
-  capabilities?(): Awaitable<ReturnOf<'query-migrate-capabilities'>>;
-  setParameters?(params: ArgsOf<'migrate-set-parameters'>): Awaitable<void>;
-  parameters?(): Awaitable<ReturnOf<'query-migrate-parameters'>>;
 }
 
 export interface MonitorBackend {
@@ -93,6 +89,10 @@ export interface MonitorBackend {
   pmemsave(addr: number, size: number, filename: string): Awaitable<void>;
   /** number of vCPUs, for human-monitor-command's cpu-index (default: 1) */
   cpuCount?(): number;
+  /** -name guest=NAME (query-name) */
+  guestName?(): string | undefined;
+  /** -uuid, formatted (query-uuid); all zeros when none was given */
+  guestUuid?(): string;
   readonly migration: MigrationBackend;
 }
 

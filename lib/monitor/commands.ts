@@ -75,6 +75,11 @@ export function createHandlers(backend: MonitorBackend, opts: CommandOptions): C
     quit: () => backend.quit(),
     system_reset: () => backend.systemReset(),
     pmemsave: (a) => backend.pmemsave(a.val, a.size, a.filename),
+    'query-name': () => {
+      const name = backend.guestName?.();
+      return name === undefined ? {} : { name };
+    },
+    'query-uuid': () => ({ UUID: backend.guestUuid?.() ?? '00000000-0000-0000-0000-000000000000' }),
     async 'human-monitor-command'(a, env) {
       if (a['cpu-index'] !== undefined) {
         // monitor_set_cpu(): only an existing CPU can become the default one.
@@ -106,11 +111,10 @@ export function createHandlers(backend: MonitorBackend, opts: CommandOptions): C
     },
     migrate_cancel: () => mig.cancel(),
     'migrate-continue': (a) => mig.continue(a.state),
-    'migrate-set-capabilities': (a) =>
-      mig.setCapabilities ? mig.setCapabilities(a.capabilities) : mig.config.setCapabilities(a.capabilities),
-    'query-migrate-capabilities': () => (mig.capabilities ? mig.capabilities() : mig.config.capabilities()),
-    'migrate-set-parameters': (a) => (mig.setParameters ? mig.setParameters(a) : mig.config.setParameters(a)),
-    'query-migrate-parameters': () => (mig.parameters ? mig.parameters() : mig.config.parameters()),
+    'migrate-set-capabilities': (a) => mig.config.setCapabilities(a.capabilities),
+    'query-migrate-capabilities': () => mig.config.capabilityList(),
+    'migrate-set-parameters': (a) => mig.config.setParameters(a),
+    'query-migrate-parameters': () => mig.config.parameterValues() as ReturnOf<'query-migrate-parameters'>,
     'query-migrate': async (): Promise<ReturnOf<'query-migrate'>> => (await mig.info()) ?? {},
     'migrate-start-postcopy': () => mig.startPostcopy(),
     'migrate-recover': (a, env) => mig.recover(a.uri, env.ctx),

@@ -22,22 +22,7 @@ export type {
 } from './backend';
 export { QmpError, ERROR_CLASSES, genericError, type QmpErrorClass } from './errors';
 export { EventBus, systemClock, type Clock, type EmittedEvent, type Timestamp } from './events';
-export {
-  MigrationConfig,
-  defaultGlobals,
-  isMigrationRunning,
-  type ConfigChange,
-  type MigrationCapabilityName,
-  type MigrationCapabilityStatus,
-  type MigrationGlobals,
-  type MigrationHostSupport,
-  type MigrationParameterName,
-  type MigrationParameterValues,
-  type MigrationParametersInput,
-  type MigrationStatusName,
-} from './migration-config';
-export { TARGET_PAGE_SIZE, MAX_MIGRATE_DOWNTIME, defaultParameters } from './migration-params';
-export { defaultCapabilities } from './migration-caps';
+export { ManagerMigrationBackend } from './migration';
 export { NamedFdTable, type FdReceiver, type FdReceiverFactory } from './fd-table';
 export { QmpServer, type QmpServerOptions } from './qmp-server';
 export { QmpSession, QMP_REQ_QUEUE_LEN_MAX } from './qmp-session';

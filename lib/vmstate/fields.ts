@@ -103,6 +103,11 @@ export const F = {
   withTmp<T>(make: (parent: T) => object, struct: VMStateDescription<any>, opts: FieldOpts<T> = {}): VMStateField<T> {
     return { name: 'tmp', kind: 'tmp', struct, tmp: make, ...opts };
   },
+  /** Capability names, u8 length + bytes each, counted by an earlier field
+   * (VMSTATE_VARRAY_UINT32_ALLOC of vmstate_info_capability). */
+  capabilityVarray<T>(name: string, numFrom: (o: T) => number, opts: FieldOpts<T> = {}): VMStateField<T> {
+    return { name, kind: 'capability', numFrom, ...opts };
+  },
   /** No bytes; fails the load unless `test` holds (VMSTATE_VALIDATE). */
   validate<T>(name: string, test: (o: T, versionId: number) => boolean): VMStateField<T> {
     return { name, kind: 'validate', validate: test };

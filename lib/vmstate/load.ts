@@ -205,6 +205,8 @@ async function loadField(ctx: LoadCtx, field: VMStateField, opaque: any, base: s
     }
     case 'struct':
       return loadStructs(ctx, field, opaque, base);
+    case 'capability':
+      return loadCapabilities(ctx, field, opaque);
     case 'tmp': {
       // get_tmp: a fresh temporary wire-form object; its postLoad writes back to the parent.
       const tmp = hook(ctx, 'tmp', () => field.tmp!(opaque));
@@ -214,6 +216,22 @@ async function loadField(ctx: LoadCtx, field: VMStateField, opaque: any, base: s
     default:
       fail(ctx, 'EVMSTATE_INTERNAL', `unknown field kind '${String(field.kind)}'`);
   }
+}
+
+/** get_capability: u8 length, then the name; the caller decides whether it knows it. */
+async function loadCapabilities(ctx: LoadCtx, field: VMStateField, opaque: any): Promise<void> {
+  const f = ctx.f;
+  const n = elementCount(ctx, field, opaque);
+  const names: string[] = [];
+  for (let i = 0; i < n; i++) {
+    ctx.index = i;
+    ctx.fieldStart = f.position;
+    if (!f.has(1)) await need(ctx, 1);
+    const len = f.peekU8(0);
+    if (!f.has(1 + len)) await need(ctx, 1 + len);
+    names.push(f.getCounted());
+  }
+  hook(ctx, 'set', () => setValue(field, opaque, names));
 }
 
 function readScalar(f: QemuFileReader, s: ScalarSpec): number | bigint | boolean {

@@ -212,6 +212,11 @@ function saveField(
       case 'unused':
         f.putZeros(field.size ?? 0);
         break;
+      case 'capability': {
+        if (typeof elem !== 'string' || elem.length === 0 || elem.length > 255) fail(ctx, 'EVMSTATE_VALUE', 'expected a capability name of 1..255 characters');
+        f.putCounted(elem);
+        break;
+      }
       case 'struct': {
         if (typeof elem !== 'object' || elem === null) fail(ctx, 'EVMSTATE_VALUE', 'expected an object');
         const sub = entry ? ({} as Record<string, unknown>) : null;

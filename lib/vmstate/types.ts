@@ -44,7 +44,10 @@ export type FieldKind =
   /** a temporary object in wire form (VMSTATE_WITH_TMP) */
   | 'tmp'
   /** no bytes; `validate` must hold after load (VMSTATE_VALIDATE) */
-  | 'validate';
+  | 'validate'
+  /** a migration capability name as a counted string (vmstate_info_capability; the
+   * configuration section's capability list). JS value: string */
+  | 'capability';
 
 export interface VMStateField<T = any> {
   /** Name on the wire description (vmdesc) and default property key. */

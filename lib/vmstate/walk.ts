@@ -75,6 +75,8 @@ export function vmdescType(field: VMStateField): string {
       return 'buffer';
     case 'unused':
       return 'unused_buffer';
+    case 'capability':
+      return 'capability';
     case 'scalar':
       return field.info ?? 'unknown';
     default:

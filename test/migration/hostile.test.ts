@@ -12,7 +12,8 @@ import { analyzeStream, bytesInput, type StreamRecord } from '../../lib/migratio
 import { MigrationError } from '../../lib/migration/errors';
 import { IncomingMigration } from '../../lib/migration/incoming';
 import { OutgoingMigration } from '../../lib/migration/outgoing';
-import { DefaultSettings } from '../../lib/migration/settings';
+import { MigrationOptions } from '../../lib/migration/options';
+import { MigrationRunState } from '../../lib/migration/run-state';
 import { MigrationState } from '../../lib/migration/state';
 import { chunkSource, memoryChannelPair, type ByteChannel } from '../../lib/stream';
 import { guest } from '../e2e/helpers';
@@ -36,7 +37,7 @@ function replay(bytes: Uint8Array): ByteChannel {
 }
 
 async function load(bytes: Uint8Array): Promise<MigrationError | null> {
-  const inc = new IncomingMigration({ machine: dst, state: new MigrationState(), startPaused: true });
+  const inc = new IncomingMigration({ machine: dst, options: new MigrationOptions(), vm: new MigrationRunState(dst), state: new MigrationState(), startPaused: true });
   const r = await inc.run(replay(bytes));
   return r.ok ? null : r.error!;
 }
@@ -68,9 +69,9 @@ beforeAll(async () => {
   src.cont();
   await new Promise((r) => setTimeout(r, 300));
   const [a, b] = memoryChannelPair({ highWaterMark: 64 * MiB });
-  const settings = new DefaultSettings();
-  settings.params.set('max-bandwidth', 0);
-  await new OutgoingMigration({ machine: src, settings, state: new MigrationState(), connect: async () => a }).run({
+  const options = new MigrationOptions();
+  options.setParameters({ 'max-bandwidth': 0 });
+  await new OutgoingMigration({ machine: src, options, vm: new MigrationRunState(src), state: new MigrationState(), connect: async () => a }).run({
     transport: 'socket',
     type: 'unix',
     path: 'memory',

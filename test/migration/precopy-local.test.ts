@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import { VirtMachine } from '../../lib/machine/virt';
 import { IncomingMigration } from '../../lib/migration/incoming';
 import { OutgoingMigration } from '../../lib/migration/outgoing';
-import { DefaultSettings } from '../../lib/migration/settings';
+import { MigrationOptions } from '../../lib/migration/options';
+import { MigrationRunState } from '../../lib/migration/run-state';
 import { MigrationState } from '../../lib/migration/state';
 import { memoryChannelPair } from '../../lib/stream';
 import { checkAb } from '../../guests/ram-check';
@@ -53,13 +54,13 @@ describe('precopy between machines over an in-memory channel', () => {
     await until(() => /AB{3}/.test(src.out()));
 
     const [a, b] = memoryChannelPair();
-    const settings = new DefaultSettings();
-    settings.params.set('max-bandwidth', 0);
-    settings.caps.set('return-path', true);
+    const options = new MigrationOptions();
+    options.setParameters({ 'max-bandwidth': 0 });
+    options.setCapabilities([{ capability: 'return-path', state: true }]);
     const srcState = new MigrationState();
     const dstState = new MigrationState();
-    const out = new OutgoingMigration({ machine: src.m, settings, state: srcState, connect: async () => a });
-    const inc = new IncomingMigration({ machine: dst.m, state: dstState, startPaused: false });
+    const out = new OutgoingMigration({ machine: src.m, options, vm: new MigrationRunState(src.m), state: srcState, connect: async () => a });
+    const inc = new IncomingMigration({ machine: dst.m, options, vm: new MigrationRunState(dst.m), state: dstState, startPaused: false });
     const [, result] = await Promise.all([out.run({ transport: 'socket', type: 'unix', path: 'mem' }), inc.run(b)]);
 
     expect(result.error).toBeUndefined();
@@ -87,11 +88,11 @@ describe('precopy between machines over an in-memory channel', () => {
     live.push(dst);
     await until(() => /AB/.test(src.out()));
     const [a, b] = memoryChannelPair();
-    const settings = new DefaultSettings();
-    settings.caps.set('return-path', true);
+    const options = new MigrationOptions();
+    options.setCapabilities([{ capability: 'return-path', state: true }]);
     const srcState = new MigrationState();
-    const out = new OutgoingMigration({ machine: src.m, settings, state: srcState, connect: async () => a });
-    const inc = new IncomingMigration({ machine: dst, state: new MigrationState(), startPaused: false });
+    const out = new OutgoingMigration({ machine: src.m, options, vm: new MigrationRunState(src.m), state: srcState, connect: async () => a });
+    const inc = new IncomingMigration({ machine: dst, options, vm: new MigrationRunState(dst), state: new MigrationState(), startPaused: false });
     const [, r] = await Promise.all([out.run({ transport: 'socket', type: 'unix', path: 'mem' }), inc.run(b)]);
     expect(r.ok).toBe(false);
     expect(r.error?.code).toBe('EMIG_RAM');

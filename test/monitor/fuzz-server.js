@@ -7,9 +7,11 @@ const mon = require(path.resolve(__dirname, '../../dist/lib/monitor/index.js'));
 
 const [qmpPath, hmpPath] = process.argv.slice(2);
 let state = 'running';
-const config = new mon.MigrationConfig();
+const mig = require(path.resolve(__dirname, '../../dist/lib/migration/index.js'));
+const config = new mig.MigrationOptions();
 let status = 'none';
 let events;
+config.bind({ migrationRunning: () => mig.isRunning(status), incomingStarted: () => false, runState: () => state });
 
 const backend = {
   runState: () => ({ running: state === 'running', status: state }),
@@ -27,15 +29,13 @@ const backend = {
   migration: {
     config,
     migrate: () => {
-      if (mon.isMigrationRunning(status)) throw mon.genericError("There's a migration process in progress");
+      if (mig.isRunning(status)) throw mon.genericError("There's a migration process in progress");
       status = 'setup';
-      config.setOutgoingStatus(status);
       events.emit('MIGRATION', { status });
     },
     incoming: () => undefined,
     cancel: () => {
       status = 'cancelled';
-      config.setOutgoingStatus(status);
     },
     continue: () => undefined,
     info: () => (status === 'none' ? {} : { status }),

@@ -9,11 +9,22 @@ import type {
 } from '../../lib/monitor/backend';
 import { QmpError, genericError } from '../../lib/monitor/errors';
 import type { EventBus } from '../../lib/monitor/events';
-import { MigrationConfig, isMigrationRunning, type MigrationStatusName } from '../../lib/monitor/migration-config';
+import { MigrationOptions, isRunning as isMigrationRunning, type MigrationStatus as MigrationStatusName } from '../../lib/migration';
 
 export class FakeMigration implements MigrationBackend {
-  readonly config = new MigrationConfig();
+  readonly config = new MigrationOptions();
   status: MigrationStatusName = 'none';
+  /** what the capability rules see: an incoming migration has started, the run state */
+  incomingStarted = false;
+  runStateName = 'running';
+
+  constructor() {
+    this.config.bind({
+      migrationRunning: () => isMigrationRunning(this.status),
+      incomingStarted: () => this.incomingStarted,
+      runState: () => this.runStateName,
+    });
+  }
   lastMigrate?: MigrateRequest;
   lastIncoming?: IncomingRequest;
   errorDesc?: string;
@@ -24,7 +35,6 @@ export class FakeMigration implements MigrationBackend {
 
   setStatus(s: MigrationStatusName): void {
     this.status = s;
-    this.config.setOutgoingStatus(s);
     this.events?.emit('MIGRATION', { status: s });
   }
 

@@ -16,7 +16,7 @@ afterEach(() => monitor.close());
 
 const hmp = (line: string) => monitor.humanMonitorCommand(line);
 const lines = (...l: string[]) => l.map((x) => `${x}\r\n`).join('');
-const params = () => backend.migration.config.effectiveParameters();
+const params = () => backend.migration.config.parameterValues();
 
 describe('HMP info commands (migration-hmp-cmds.c formats)', () => {
   test('info status and info version', async () => {
@@ -88,7 +88,7 @@ describe('HMP info commands (migration-hmp-cmds.c formats)', () => {
     );
     const all = await hmp('info migrate -a');
     expect(all).toContain(lines('Globals:', '  store-global-state: on', '  only-migratable: off', '  send-configuration: on'));
-    expect(all).toContain('  clear-bitmap-shift: 18\r\n');
+    expect(all).toContain('  send-switchover-start: on\r\n');
     backend.migration.status = 'failed';
     backend.migration.errorDesc = 'Unable to write to socket: Broken pipe';
     expect(await hmp('info migrate')).toBe('Status: \t\tfailed (Unable to write to socket: Broken pipe)\r\n');
@@ -107,8 +107,8 @@ describe('HMP info commands (migration-hmp-cmds.c formats)', () => {
 
 describe('HMP migrate_set_capability / migrate_set_parameter', () => {
   test('capabilities', async () => {
-    expect(await hmp('migrate_set_capability postcopy-ram on')).toBe('');
-    expect(backend.migration.config.capability('postcopy-ram')).toBe(true);
+    expect(await hmp('migrate_set_capability auto-converge on')).toBe('');
+    expect(backend.migration.config.capability('auto-converge')).toBe(true);
     expect(await hmp('migrate_set_capability bogus on')).toBe('Error: invalid parameter value: bogus\r\n');
     expect(await hmp('migrate_set_capability events maybe')).toBe(
       lines("Expected 'on' or 'off'", 'Try "help migrate_set_capability" for more information'),

@@ -22,7 +22,7 @@ export interface HmpIo {
   readonly interactive: boolean;
   /** keep this monitor busy until `wait` settles; its result is printed then */
   defer(wait: Promise<string>): void;
-  readonly globals: () => import('../migration-config').MigrationGlobals;
+  readonly globals: () => import('../../migration').MigrationGlobals;
   /** migrate's poll interval (QEMU: 1000 ms) */
   readonly pollMs: number;
   /** "help" needs the table */
@@ -80,6 +80,24 @@ const INFO: HmpCommand[] = [
     params: '',
     help: 'show the current VM status (running|paused)',
     run: async (_a, io) => io.print(formatStatus(await io.call('query-status'))),
+  },
+  {
+    name: 'name',
+    args: '',
+    params: '',
+    help: 'show the current VM name',
+    // hmp_info_name(): prints nothing when the guest has no name.
+    run: async (_a, io) => {
+      const n = await io.call('query-name');
+      if (n.name !== undefined) io.print(`${n.name}\n`);
+    },
+  },
+  {
+    name: 'uuid',
+    args: '',
+    params: '',
+    help: 'show the current VM UUID',
+    run: async (_a, io) => io.print(`${(await io.call('query-uuid')).UUID}\n`),
   },
   {
     name: 'migrate',

@@ -13,7 +13,7 @@ import type { CommandContext } from '../backend';
 import type { Dispatcher } from '../dispatcher';
 import { toQmpError } from '../errors';
 import { fromPlain } from '../json/value';
-import type { MigrationGlobals } from '../migration-config';
+import type { MigrationGlobals } from '../../migration';
 import type { CommandName, ReturnOf } from '../schema';
 import { HmpParseError, commandName, matchesName, parseArgs } from './args';
 import { HMP_COMMANDS, type HmpCommand, type HmpIo } from './commands';

@@ -7,7 +7,7 @@
 
 import type { MigrationInfo, StatusInfo } from '../backend';
 import { formatG } from '../json/encode';
-import type { MigrationGlobals } from '../migration-config';
+import type { MigrationGlobals } from '../../migration';
 import type { ReturnOf } from '../schema';
 
 /** util/cutils.c size_to_str(): "%0.3g %sB" with binary prefixes, switching at 1000. */
@@ -181,7 +181,6 @@ export function formatMigrate(info: MigrationInfo, all: boolean, globals: Migrat
   s += `  send-configuration: ${onOff(globals['send-configuration'])}\n`;
   s += `  send-section-footer: ${onOff(globals['send-section-footer'])}\n`;
   s += `  send-switchover-start: ${onOff(globals['send-switchover-start'])}\n`;
-  s += `  clear-bitmap-shift: ${globals['clear-bitmap-shift']}\n`;
   const x = info['xbzrle-cache'];
   if (x) {
     s += `XBZRLE: size=${x['cache-size']}, transferred=${x.bytes}, pages=${x.pages}, miss=${x['cache-miss']}\n`;

@@ -18,6 +18,8 @@ export const COMMANDS = [
   rs.quit,
   rs.systemReset,
   rs.pmemsave,
+  rs.queryName,
+  rs.queryUuid,
   control.humanMonitorCommand,
   control.getfd,
   control.closefd,

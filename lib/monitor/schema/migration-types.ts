@@ -3,6 +3,7 @@
  * channels and MigrationInfo. Member order is QEMU's; query output follows it.
  */
 
+import { MIGRATION_CAPABILITIES } from '../../migration/options/capabilities';
 import { MIGRATION_STATUSES } from '../../migration/state';
 import * as zlib from 'node:zlib';
 import { SocketAddress, InetSocketAddress } from './sockets';
@@ -14,29 +15,7 @@ export const MigrationStatus = enumType('MigrationStatus', MIGRATION_STATUSES, '
 
 export const MigrationCapability = enumType(
   'MigrationCapability',
-  [
-    'xbzrle',
-    'rdma-pin-all',
-    'auto-converge',
-    'events',
-    'postcopy-ram',
-    'x-colo',
-    'release-ram',
-    'return-path',
-    'pause-before-switchover',
-    'multifd',
-    'dirty-bitmaps',
-    'postcopy-blocktime',
-    'late-block-activate',
-    'x-ignore-shared',
-    'validate-uuid',
-    'background-snapshot',
-    'zero-copy-send',
-    'postcopy-preempt',
-    'switchover-ack',
-    'dirty-limit',
-    'mapped-ram',
-  ] as const,
+  MIGRATION_CAPABILITIES,
   'Migration capabilities enumeration.',
 );
 

@@ -50,6 +50,15 @@ export const pmemsave = command('pmemsave', {
   doc: 'Save a portion of guest physical memory to a file.',
 });
 
+export const queryName = command('query-name', {
+  returns: struct('NameInfo', { name: opt(str, 'The name of the guest') }, 'Guest name information.'),
+  doc: 'Return the name information of a guest (-name guest=NAME).',
+});
+export const queryUuid = command('query-uuid', {
+  returns: struct('UuidInfo', { UUID: req(str, 'the Universally Unique Identifier for the guest') }, 'Guest UUID information.'),
+  doc: "Query the guest UUID information (-uuid); all zeros when none was given.",
+});
+
 export const SHUTDOWN = event('SHUTDOWN', {
   data: struct('q_obj_SHUTDOWN-arg', {
     guest: req(bool, 'true if the shutdown was triggered by a guest request'),

@@ -1,0 +1,260 @@
+/**
+ * The migration manager of one machine (QEMU's MigrationState and the qmp_migrate* entry
+ * points of migration.c): it owns the migration status, the role this machine plays, the
+ * settings, the transports of the current migration, and the run-state changes migration
+ * causes. The monitor and library users call in here; the CLI only wires argv to it.
+ *
+ *   const m = new MigrationManager(machine);
+ *   m.options.setCapabilities([{ capability: 'return-path', state: true }]);
+ *   await m.migrate('unix:/run/mig.sock');       // resolves once started
+ *   const final = await m.done();                // 'completed' | 'failed' | 'cancelled'
+ *   m.query();                                   // query-migrate
+ *
+ * Events: 'status' (status, previous), 'pass' (n), 'incoming-failed' (error, exitOnError).
+ * Refusals are MigrationErrors with QEMU's texts (code EMIG_STATE or EMIG_SETTING).
+ */
+import { EventEmitter } from 'node:events';
+import type { VirtMachine } from '../machine/virt';
+import { connectAddress, listenAddress, parseUri, type IncomingListener, type MigrationAddress } from '../transport';
+import { MigrationError } from './errors';
+import { IncomingMigration } from './incoming';
+import { sourceInfo, type MigrationInfo } from './info';
+import { MigrationOptions, refusedParameters, type MigrationHostSupport } from './options';
+import { OutgoingMigration } from './outgoing';
+import { MigrationRunState } from './run-state';
+import { isRunning, isTerminal, MigrationState, type MigrationStatus } from './state';
+
+export type MigrationRole = 'none' | 'source' | 'destination';
+
+export interface ManagerOptions {
+  /** Settings to use (default: QEMU's defaults with the machine type's compat). */
+  options?: MigrationOptions;
+  /** -S: an incoming guest stays paused after loading. */
+  startPaused?: boolean;
+  host?: MigrationHostSupport;
+}
+
+export interface MigrateOptions {
+  /** migrate resume=true (postcopy recovery). */
+  resume?: boolean;
+  /** cpr-transfer's second channel. */
+  cpr?: MigrationAddress;
+  /** fd:NAME: the descriptor named by the monitor's getfd. */
+  lookupFd?: (name: string) => number | undefined;
+}
+
+export interface IncomingOptions {
+  /** default true: 'incoming-failed' says the process should exit (QEMU's exit-on-error) */
+  exitOnError?: boolean;
+  lookupFd?: (name: string) => number | undefined;
+}
+
+const refuse = (desc: string) => new MigrationError('EMIG_STATE', desc);
+
+export class MigrationManager extends EventEmitter {
+  readonly options: MigrationOptions;
+  readonly runState: MigrationRunState;
+  private readonly state = new MigrationState();
+  private readonly startPaused: boolean;
+  private roleNow: MigrationRole = 'none';
+  private outgoing: OutgoingMigration | null = null;
+  private incomingMig: IncomingMigration | null = null;
+  private listener: IncomingListener | null = null;
+  private incomingStarted = false;
+  private lastError: string | undefined;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    readonly machine: VirtMachine,
+    opts: ManagerOptions = {},
+  ) {
+    super();
+    this.options = opts.options ?? new MigrationOptions({ globals: machine.type.compat.migration, host: opts.host });
+    this.options.bind({
+      migrationRunning: () => this.roleNow === 'source' && isRunning(this.state.status),
+      incomingStarted: () => this.incomingStarted,
+      runState: () => machine.runState,
+    });
+    this.runState = new MigrationRunState(machine);
+    this.startPaused = opts.startPaused ?? false;
+    this.state.onChange((status, previous) => this.emit('status', status, previous));
+  }
+
+  get status(): MigrationStatus {
+    return this.state.status;
+  }
+
+  get role(): MigrationRole {
+    return this.roleNow;
+  }
+
+  /** The addresses an incoming migration listens on (query-migrate socket-address). */
+  get listenAddresses(): IncomingListener['addresses'] {
+    return this.listener?.addresses ?? [];
+  }
+
+  /** Resolves with the final status of the migration under way (at once if none runs). */
+  async done(): Promise<MigrationStatus> {
+    await this.running;
+    return this.state.status;
+  }
+
+  /** Resolves when the status is one of `want` (or rejects once it ends otherwise). */
+  waitFor(want: MigrationStatus | MigrationStatus[]): Promise<MigrationStatus> {
+    const set = new Set(Array.isArray(want) ? want : [want]);
+    if (set.has(this.state.status)) return Promise.resolve(this.state.status);
+    return new Promise((resolve, reject) => {
+      const l = (s: MigrationStatus) => {
+        if (set.has(s)) {
+          this.off('status', l);
+          resolve(s);
+        } else if (isTerminal(s)) {
+          this.off('status', l);
+          reject(new MigrationError('EMIG_STATE', `migration ended ${s}${this.lastError ? `: ${this.lastError}` : ''}`));
+        }
+      };
+      this.on('status', l);
+    });
+  }
+
+  /* ---- source ---- */
+
+  /** qmp_migrate(): start migrating to `target` (a URI or an address). Resolves once started. */
+  async migrate(target: string | MigrationAddress, opts: MigrateOptions = {}): Promise<void> {
+    if (opts.resume) throw refuse('Cannot resume if there is no paused migration');
+    if (isRunning(this.state.status)) throw refuse("There's a migration process in progress");
+    if (this.roleNow === 'destination' || this.machine.runState === 'inmigrate') throw refuse('Guest is waiting for an incoming migration');
+    if (this.machine.runState === 'postmigrate') throw refuse('Cannot migrate a guest that has already been migrated away');
+    const p = this.options.params;
+    if (p.mode !== 'normal') throw new MigrationError('EMIG_SETTING', `Migration mode '${p.mode}' is not supported by livemig yet`);
+    if (opts.cpr) throw new MigrationError('EMIG_SETTING', "A 'cpr' channel needs mode cpr-transfer");
+    refusedParameters(p, this.options.caps);
+    const addr = typeof target === 'string' ? parseAddress(target) : target;
+    this.roleNow = 'source';
+    this.lastError = undefined;
+    const out = new OutgoingMigration({
+      machine: this.machine,
+      options: this.options,
+      state: this.state,
+      vm: this.runState,
+      connect: (a) => connectAddress(a, { lookupFd: opts.lookupFd }),
+      onPass: (pass) => this.emit('pass', pass),
+    });
+    this.outgoing = out;
+    // The status is 'setup' from here on, before the first await: a second migrate is refused.
+    this.running = out.run(addr).then(() => {
+      this.lastError = out.stats.errorDesc;
+    });
+    await Promise.resolve();
+  }
+
+  /** migrate_cancel: cancels a running outgoing migration; nothing to do otherwise. */
+  cancel(): void {
+    this.outgoing?.cancel();
+  }
+
+  /** migrate-continue: leave the pre-switchover pause. */
+  continue(state: MigrationStatus): void {
+    if (!this.outgoing || this.state.status !== state) throw refuse(`Migration not in expected state: ${this.state.status}`);
+    this.outgoing.continueFrom(state);
+  }
+
+  startPostcopy(): void {
+    throw new MigrationError('EMIG_SETTING', 'Enable postcopy with migrate_set_capability before the start of migration');
+  }
+
+  recover(): void {
+    throw refuse('Migrate recover can only be run when postcopy is paused.');
+  }
+
+  pause(): void {
+    throw refuse('migrate-pause is currently only supported during postcopy-active or postcopy-recover state');
+  }
+
+  /* ---- destination ---- */
+
+  /** `-incoming defer` or any -incoming: the guest waits for a stream (run state inmigrate). */
+  expectIncoming(): void {
+    this.runState.incomingStarted();
+    // The destination takes the page faults of fresh RAM while it waits (populate-worker.ts).
+    this.machine.populateAhead();
+  }
+
+  /** Whether `expectIncoming` was called and no incoming migration has started yet. */
+  get awaitingIncoming(): boolean {
+    return this.machine.runState === 'inmigrate' && !this.listener && this.roleNow === 'none';
+  }
+
+  /** qmp_migrate_incoming(): listen on `target` and load the first stream that arrives. */
+  async incoming(target: string | MigrationAddress, opts: IncomingOptions = {}): Promise<void> {
+    if (this.roleNow !== 'none' || this.listener) throw refuse('The incoming migration has already been started');
+    refusedParameters(this.options.params, this.options.caps);
+    const addr = typeof target === 'string' ? parseAddress(target) : target;
+    this.roleNow = 'destination';
+    this.incomingStarted = true;
+    this.runState.incomingStarted();
+    this.state.reset('setup');
+    try {
+      this.listener = await listenAddress(addr, { lookupFd: opts.lookupFd });
+    } catch (e) {
+      this.state.reset('failed');
+      this.lastError = e instanceof Error ? e.message : String(e);
+      throw e;
+    }
+    this.running = this.acceptOne(opts.exitOnError ?? true);
+  }
+
+  private async acceptOne(exitOnError: boolean): Promise<void> {
+    const listener = this.listener!;
+    let channel;
+    try {
+      channel = await listener.accept();
+    } catch (e) {
+      return this.incomingFailed(e as Error, exitOnError);
+    }
+    // Precopy uses one channel: stop accepting (QEMU closes the listener once it has the main
+    // channel, unless more channels are expected).
+    await listener.close().catch(() => {});
+    const inc = new IncomingMigration({
+      machine: this.machine,
+      options: this.options,
+      state: this.state,
+      vm: this.runState,
+      startPaused: this.startPaused,
+    });
+    this.incomingMig = inc;
+    const r = await inc.run(channel);
+    if (!r.ok) return this.incomingFailed(r.error!, exitOnError);
+  }
+
+  private incomingFailed(err: Error, exitOnError: boolean): void {
+    this.lastError = err.message;
+    if (this.state.status !== 'failed') this.state.reset('failed');
+    this.emit('incoming-failed', err, exitOnError);
+  }
+
+  /* ---- query-migrate ---- */
+
+  query(): MigrationInfo {
+    const status = this.state.status;
+    if (status === 'none' && this.roleNow === 'none') return {};
+    if (this.roleNow === 'destination') {
+      const info: MigrationInfo = { status };
+      const addrs = this.listener?.addresses;
+      if (addrs && addrs.length && status !== 'completed') info['socket-address'] = addrs.map((a) => ({ ...a }));
+      if (this.lastError && status === 'failed') info['error-desc'] = this.lastError;
+      return info;
+    }
+    const out = this.outgoing;
+    if (!out) return { status };
+    return sourceInfo(status, out.refreshStats(), this.options.caps['auto-converge']);
+  }
+}
+
+function parseAddress(uri: string): MigrationAddress {
+  try {
+    return parseUri(uri);
+  } catch (e) {
+    throw new MigrationError('EMIG_SETTING', e instanceof Error ? e.message : String(e));
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Precopy completion (QEMU migration_completion → qemu_savevm_state_complete_precopy):
+ *
+ *   [pause in pre-switchover until migrate-continue] → status device → stop the guest
+ *   (finish-migrate) → rate limit lifted → [SWITCHOVER_START] → END sections (RAM: final sync
+ *   and the last pages) → device FULL sections → EOF + vmdesc → flush and half-close →
+ *   [with a return path: the destination's SHUT 0] → downtime measured
+ */
+import { MigrationError } from '../errors';
+import type { OutgoingContext } from './context';
+import { DEBUG } from './setup';
+
+export async function completePrecopy(ctx: OutgoingContext): Promise<void> {
+  const { state, vm } = ctx.deps;
+  const sv = ctx.sv!;
+  const f = ctx.f!;
+  if (ctx.options.caps['pause-before-switchover']) {
+    ctx.advance('active', 'pre-switchover');
+    await new Promise<void>((r) => (ctx.continueResolve = r));
+    ctx.continueResolve = null;
+    ctx.checkCancel();
+    ctx.advance('pre-switchover', 'device');
+  } else {
+    ctx.advance('active', 'device');
+  }
+  ctx.stopTime = ctx.now();
+  ctx.bytesAtStop = f.position;
+  await vm.stopForSwitchover();
+  ctx.throttle?.stop();
+  f.rateLimiter?.setMaxBandwidth(0);
+  await sv.complete();
+  sv.saveDevices();
+  sv.finish();
+  const err = await f.close();
+  if (err) throw err instanceof MigrationError ? err : new MigrationError('EMIG_PEER', err.message, { cause: err });
+  ctx.checkCancel();
+  if (ctx.rp) {
+    const status = await ctx.rp.shut;
+    if (status !== 0) throw new MigrationError('EMIG_PEER', `destination reported failure (SHUT status ${status})`);
+  }
+  ctx.stats.downtime = ctx.now() - ctx.stopTime;
+  ctx.stats.downtimeBytes = f.position - ctx.bytesAtStop;
+  ctx.stats.precopyBytes = ctx.bytesAtStop;
+  if (DEBUG) process.stderr.write(`migration: downtime ${Math.round(ctx.stats.downtime)} ms, ${ctx.stats.downtimeBytes} bytes after stop\n`);
+  state.cas('device', 'completed');
+}

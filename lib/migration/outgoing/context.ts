@@ -1,0 +1,124 @@
+/**
+ * One outgoing migration's live objects, shared by its phases (setup.ts, iterate.ts,
+ * complete.ts): the channel and stream, the RAM saver and section writer, the estimator, the
+ * throttle, the return-path reader, the statistics, and the cancel flag every phase checks.
+ */
+import { performance } from 'node:perf_hooks';
+import type { VirtMachine } from '../../machine/virt';
+import type { ByteChannel, QemuFileWriter } from '../../stream';
+import type { MigrationAddress } from '../../transport/uri';
+import { MigrationError } from '../errors';
+import type { MigrationOptions } from '../options';
+import type { RamSaver } from '../ram-save';
+import type { MigrationRunState } from '../run-state';
+import type { SaveVm } from '../savevm';
+import type { MigrationState } from '../state';
+import type { Throttle } from '../throttle';
+import type { SwitchoverEstimator } from './estimator';
+import type { ReturnPathReader } from './return-path';
+
+export interface OutgoingDeps {
+  machine: VirtMachine;
+  options: MigrationOptions;
+  state: MigrationState;
+  /** The run-state owner (the manager's). */
+  vm: MigrationRunState;
+  connect(addr: MigrationAddress): Promise<ByteChannel>;
+  /** MIGRATION_PASS (with the events capability). */
+  onPass?(pass: number): void;
+  now?(): number;
+}
+
+/** query-migrate's source-side figures (QEMU MigrationStats and friends). */
+export interface OutgoingStats {
+  startTime: number;
+  setupTime: number;
+  totalTime: number;
+  downtime: number;
+  expectedDowntime: number;
+  transferred: number;
+  remaining: number;
+  total: number;
+  duplicate: number;
+  normal: number;
+  dirtyPagesRate: number;
+  mbps: number;
+  dirtySyncCount: number;
+  pagesPerSecond: number;
+  precopyBytes: number;
+  downtimeBytes: number;
+  throttlePercentage: number;
+  errorDesc?: string;
+}
+
+export class OutgoingContext {
+  readonly now: () => number;
+  readonly stats: OutgoingStats;
+  channel: ByteChannel | null = null;
+  f: QemuFileWriter | null = null;
+  saver: RamSaver | null = null;
+  sv: SaveVm | null = null;
+  estimator: SwitchoverEstimator | null = null;
+  throttle: Throttle | null = null;
+  rp: ReturnPathReader | null = null;
+  cancelled = false;
+  /** switchover-ack: the destination said it may switch over. */
+  switchoverAcked = false;
+  /** When the guest stopped for the switchover (0 until then). */
+  stopTime = 0;
+  bytesAtStop = 0;
+  /** Resolves a pre-switchover pause (migrate-continue or cancel). */
+  continueResolve: (() => void) | null = null;
+  readonly cleanups: Array<() => void> = [];
+
+  constructor(readonly deps: OutgoingDeps) {
+    this.now = deps.now ?? (() => performance.now());
+    this.stats = {
+      startTime: this.now(),
+      setupTime: 0,
+      totalTime: 0,
+      downtime: 0,
+      expectedDowntime: deps.options.params['downtime-limit'],
+      transferred: 0,
+      remaining: 0,
+      total: 0,
+      duplicate: 0,
+      normal: 0,
+      dirtyPagesRate: 0,
+      mbps: 0,
+      dirtySyncCount: 0,
+      pagesPerSecond: 0,
+      precopyBytes: 0,
+      downtimeBytes: 0,
+      throttlePercentage: 0,
+    };
+  }
+
+  get options(): MigrationOptions {
+    return this.deps.options;
+  }
+
+  get state(): MigrationState {
+    return this.deps.state;
+  }
+
+  /** Throws if the migration was cancelled or its stream failed. */
+  checkCancel(): void {
+    if (this.cancelled) throw new MigrationError('EMIG_CANCELLED', 'migration cancelled');
+    const err = this.f?.error;
+    if (err) throw err instanceof MigrationError ? err : new MigrationError('EMIG_PEER', err.message, { cause: err });
+  }
+
+  /** Compare-and-set the status, or explain why not (a cancel got there first). */
+  advance(from: Parameters<MigrationState['cas']>[0], to: Parameters<MigrationState['cas']>[1]): void {
+    if (!this.state.cas(from, to)) {
+      this.checkCancel();
+      throw new MigrationError('EMIG_STATE', `migration status is ${this.state.status}, expected ${from}`);
+    }
+  }
+
+  pagesSent(): number {
+    const c = this.saver?.counters;
+    return c ? c.normal + c.duplicate : 0;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Setup phase (QEMU migration_thread → qemu_savevm_state_header/setup):
+ *
+ *   connect → header + configuration → [OPEN_RETURN_PATH, PING 1] → START sections
+ *   (RAM: every page dirty, the block list) → status setup → active
+ */
+import type { MigrationAddress } from '../../transport/uri';
+import { QemuFileReader, QemuFileWriter, RateLimiter } from '../../stream';
+import type { RunState } from '../globalstate';
+import { RamSaver } from '../ram-save';
+import { SaveVm } from '../savevm';
+import { configurationFor, globalStateFor, machineRegistry, streamFormat } from '../sections';
+import { Throttle } from '../throttle';
+import { MIG_CMD, MIG_RP_MSG } from '../wire';
+import type { OutgoingContext } from './context';
+import { SwitchoverEstimator } from './estimator';
+import { ReturnPathReader } from './return-path';
+
+/** LIVEMIG_DEBUG_MIGRATION=1: one stderr line per dirty sync (pass, dirty pages, rates). */
+export const DEBUG = !!process.env.LIVEMIG_DEBUG_MIGRATION;
+
+export async function setupPhase(ctx: OutgoingContext, addr: MigrationAddress): Promise<void> {
+  const { machine, state } = ctx.deps;
+  const options = ctx.options;
+  state.reset('setup');
+  const channel = await ctx.deps.connect(addr);
+  ctx.channel = channel;
+  ctx.checkCancel();
+
+  const limiter = new RateLimiter(undefined, options.params['max-bandwidth']);
+  const f = new QemuFileWriter(channel, { rateLimiter: limiter });
+  ctx.f = f;
+  // max-bandwidth acts on a running migration, until the switchover lifts the limit.
+  ctx.cleanups.push(
+    options.subscribe((c) => {
+      if (c.kind === 'parameters' && c.changed.includes('max-bandwidth') && ctx.stopTime === 0) {
+        limiter.setMaxBandwidth(options.params['max-bandwidth']);
+      }
+    }),
+  );
+
+  const saver = new RamSaver(machine.ramBlocks, {
+    makeLog: (b) => machine.makeDirtyLog(b),
+    zeroPageDetection: () => options.params['zero-page-detection'],
+    onSync: (pass, newly) => onSync(ctx, pass, newly),
+    now: ctx.now,
+    ignoreShared: options.caps['x-ignore-shared'],
+  });
+  ctx.saver = saver;
+  ctx.throttle = new Throttle(options, machine, ctx.now);
+  ctx.estimator = new SwitchoverEstimator(
+    { downtimeLimit: () => options.params['downtime-limit'], availSwitchoverBandwidth: () => options.params['avail-switchover-bandwidth'] },
+    saver,
+    ctx.now,
+  );
+  const runStateAtStart: RunState = machine.running ? 'running' : 'paused';
+  const sv = new SaveVm(f, machineRegistry(machine, saver, globalStateFor(() => runStateAtStart), options), configurationFor(machine, options), streamFormat(options));
+  ctx.sv = sv;
+
+  sv.writeHeader();
+  if (options.caps['return-path'] || options.caps['postcopy-ram']) {
+    sv.command(MIG_CMD.OPEN_RETURN_PATH);
+    sv.ping(1);
+    const rp = new ReturnPathReader(new QemuFileReader(channel));
+    rp.on(MIG_RP_MSG.SWITCHOVER_ACK, () => {
+      ctx.switchoverAcked = true;
+    });
+    ctx.rp = rp;
+    void rp.run();
+  }
+  await sv.setup();
+  await f.drain();
+  ctx.checkCancel();
+  ctx.stats.setupTime = ctx.now() - ctx.stats.startTime;
+  ctx.advance('setup', 'active');
+  ctx.estimator.start(f.position, ctx.pagesSent());
+}
+
+/** After every bitmap sync (migration_bitmap_sync): estimator, stats, events, throttle. */
+function onSync(ctx: OutgoingContext, pass: number, newlyDirty: number): void {
+  const pos = ctx.f?.position ?? 0;
+  ctx.estimator?.onSync(pass, pos, ctx.stopTime !== 0);
+  if (ctx.estimator) ctx.stats.expectedDowntime = ctx.estimator.expectedDowntime;
+  if (DEBUG) {
+    process.stderr.write(`migration: pass ${pass} at ${Math.round(ctx.now() - ctx.stats.startTime)} ms: dirty ${ctx.saver?.dirtyPages} pages (+${newlyDirty}), ${ctx.estimator?.describe()}\n`);
+  }
+  ctx.stats.dirtySyncCount = pass;
+  ctx.deps.onPass?.(pass);
+  const r = ctx.throttle?.onSync(newlyDirty, pos);
+  if (r !== null && r !== undefined) ctx.stats.dirtyPagesRate = r;
+}
