@@ -81,7 +81,8 @@ export class SwitchoverEstimator {
   private winPages = 0;
   private passStart: number;
   private passBytes = 0;
-  private lastSyncAt = 0;
+  /** when the last dirty sync happened; -1 before the first */
+  private lastSyncAt = -1;
   private dirtyAtLastSync = -1;
   /** distinct pages dirtied per ms over the last pass */
   private dirtyRate = 0;
@@ -126,7 +127,7 @@ export class SwitchoverEstimator {
    * while the pass was sent. `bytes` is the stream position at the sync. */
   onSync(pass: number, bytes: number, final: boolean): void {
     const now = this.now();
-    if (pass >= 2 && !final && this.lastSyncAt > 0 && now - this.lastSyncAt >= BUFFER_DELAY_MS) {
+    if (pass >= 2 && !final && this.lastSyncAt >= 0 && now - this.lastSyncAt >= BUFFER_DELAY_MS) {
       this.dirtyAtLastSync = this.dirty.dirtyPages;
       this.dirtyRate = this.dirtyAtLastSync / (now - this.lastSyncAt);
       this.updateExpected();
@@ -154,7 +155,7 @@ export class SwitchoverEstimator {
       // is the best guess at what the first switchover check will find.
       const dirtied = this.dirty.peekDirtied();
       const elapsed = this.now() - this.lastSyncAt;
-      if (dirtied < 0 || elapsed <= 0) return;
+      if (dirtied < 0 || this.lastSyncAt < 0 || elapsed <= 0) return;
       const passMs = elapsed + (this.dirty.dirtyPages * PAGE_SIZE) / this.bandwidth;
       this.dirtyRate = dirtied / elapsed;
       const atPassEnd = pages * (1 - Math.exp((-this.dirtyRate * passMs) / pages));
