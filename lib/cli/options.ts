@@ -4,9 +4,9 @@
  * argument into the config. Unknown or malformed options raise OptionError naming the option.
  */
 import { parseSize, SizeError } from '../util/size';
-import { OptionError, parseBool, parseKeyval } from './keyval';
+import { OptionError, parseBool, parseKeyval } from '../util/keyval';
 
-export { OptionError } from './keyval';
+export { OptionError } from '../util/keyval';
 
 export type ChardevSpec =
   | { kind: 'stdio' }
