@@ -4,10 +4,10 @@
  * QMP and HMP land here.
  */
 import * as fs from 'node:fs';
+import { openChardev, type Chardev } from '../chardev';
 import { VirtMachine } from '../machine/virt';
 import { EventBus, MigrationConfig, Monitor, QmpError, type MonitorBackend, type StatusInfo } from '../monitor';
 import { parseUri } from '../transport';
-import { openChardev, type Chardev } from './chardev';
 import { ProcessMigration } from './migration-backend';
 import type { LivemigConfig } from './options';
 
@@ -63,7 +63,7 @@ export class Runtime implements MonitorBackend {
   private async setup(): Promise<void> {
     const { cfg, machine } = this;
     if (cfg.serial.length) {
-      this.serial = await openChardev(cfg.serial[0]);
+      this.serial = await openChardev(cfg.serial[0], { id: 'serial0' });
       this.serial.onInput((b) => machine.serialInput(b));
     }
     machine.on('serial', (b: Uint8Array) => this.serial?.write(b));
