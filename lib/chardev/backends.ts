@@ -61,9 +61,9 @@ export async function openChardev(spec: ChardevSpec, opts: OpenChardevOptions): 
     case 'file': {
       if (!adopt) return new FileChardev(id, fs.openSync(spec.path, 'w'));
       const adoption = new Adoption(id, adopt);
-      const fd = adoption.need('file');
+      const fd = adoption.take('file');
       adoption.finish();
-      return new FileChardev(id, fd);
+      return new FileChardev(id, fd ?? adoption.missing('file'));
     }
     case 'unix':
     case 'tcp': {

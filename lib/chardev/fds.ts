@@ -49,11 +49,11 @@ export class Adoption {
 
   /** The descriptor for `<id>/<role>`, which must have been given. */
   need(role: string): number {
-    const fd = this.take(role);
-    if (fd === undefined) {
-      throw new ChardevError('ECHARDEV_ADOPT_MISSING', `chardev '${this.id}': no '${this.id}/${role}' to adopt`);
-    }
-    return fd;
+    return this.take(role) ?? this.missing(role);
+  }
+
+  missing(role: string): never {
+    throw new ChardevError('ECHARDEV_ADOPT_MISSING', `chardev '${this.id}': no '${this.id}/${role}' to adopt`);
   }
 
   /** Every given descriptor whose role matches, in the order given. */

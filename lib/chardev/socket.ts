@@ -160,10 +160,12 @@ export class ChardevSocket {
 
   private async adopt(adoption: Adoption): Promise<void> {
     const spec = this.spec;
-    const listen = spec.server ? adoption.need('listen') : undefined;
-    const conns = adoption.takeAll(CONN_ROLE);
-    if (!spec.server && conns.length === 0) adoption.need('conn');
+    const listen = spec.server ? adoption.take('listen') : undefined;
+    const conns = adoption.takeAll(spec.server ? CONN_ROLE : /^conn$/);
+    // Names this chardev does not use first: they mean the wrong list altogether.
     adoption.finish();
+    if (spec.server && listen === undefined) adoption.missing('listen');
+    if (!spec.server && conns.length === 0) adoption.missing('conn');
     if (listen !== undefined) {
       // Already bound and listening in the old process: no stale-socket removal, no bind.
       const server = this.createServer();
