@@ -19,12 +19,12 @@
  *
  *   old process A                                  new process B
  *   ─────────────                                  ─────────────
- *   fds = chardev.detach()   duplicates; A's handles
- *                            are closed, so A reads
- *                            and accepts no more
+ *   guest stopped: no more output                  FdListener.listen(cprPath); accept()
+ *   fds = chardev.detach()    duplicates; A's
+ *     handles closed: A reads and accepts no more
  *   fdSocket.send(names, fds) ──── SCM_RIGHTS ───▶ msg = fdSocket.recv()
- *   close(fds); exit                               openChardev(spec, { id, adopt })
- *          (meanwhile bytes and new connections wait in the kernel's buffers and backlog)
+ *   close each of fds; exit                        openChardev(spec, { id, adopt })
+ *        meanwhile input and new connections wait in the kernel (socket buffer, backlog)
  *
  * Unix listeners are bound by the native addon and given to libuv as a descriptor: libuv
  * unlinks a path it bound itself whenever the handle closes, which would remove the socket
@@ -33,14 +33,14 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 
-import { native } from '../host';
+import { HostError, isHostError, native } from '../host';
 import { Adoption, handleFd, type NamedFd } from './fds';
 import type { SocketSpec } from './spec';
 
 export interface ChardevSocketOptions {
   /** The chardev id; descriptors are named `<id>/listen`, `<id>/conn`, `<id>/conn.1`, … */
   id: string;
-  /** Clients served at once by a listener; one more is disconnected at once. */
+  /** Clients a listener serves at once; a client beyond that is disconnected at once. */
   maxClients: number;
   /** Keep our side writable after the peer half-closes (a monitor still owes replies). */
   allowHalfOpen?: boolean;
@@ -151,7 +151,7 @@ export class ChardevSocket {
     if (spec.kind === 'unix') {
       removeStaleSocket(spec.path);
       // Node's listen() re-issues listen(2) with its own backlog; the addon's default is moot.
-      await listenOn(server, { fd: native.listen(spec.path) });
+      await listenOn(server, { fd: bindUnix(spec.path) });
     } else {
       await listenOn(server, { port: spec.port, host: spec.host === '' ? undefined : spec.host });
     }
@@ -215,6 +215,16 @@ function listenOn(server: net.Server, how: net.ListenOptions | { fd: number }): 
       resolve();
     });
   });
+}
+
+/** A listening unix socket bound at `path`; a failure names the path, as Node's listen does. */
+function bindUnix(path: string): number {
+  try {
+    return native.listen(path);
+  } catch (e) {
+    if (!isHostError(e)) throw e;
+    throw new HostError(`${e.message} '${path}'`, e.errno, e.code, e.syscall);
+  }
 }
 
 async function connectOut(spec: SocketSpec, allowHalfOpen: boolean): Promise<net.Socket> {

@@ -90,6 +90,8 @@ describe('serial socket backend', () => {
     fs.writeFileSync(spec.path, 'data');
     await expect(openChardev(spec, { id: 'serial0' })).rejects.toMatchObject({ code: 'EADDRINUSE' });
     expect(fs.readFileSync(spec.path, 'utf8')).toBe('data');
+    const nowhere = { ...spec, path: path.join(tmpDir(), 'no', 'such.sock') };
+    await expect(openChardev(nowhere, { id: 'serial0' })).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   test('a peer that vanishes while we write is no uncaught error (EPIPE)', async () => {
