@@ -3,18 +3,12 @@
  * script works after changing the binary name. One table row per option; each row parses its
  * argument into the config. Unknown or malformed options raise OptionError naming the option.
  */
+import { parseChardev, type ChardevSpec } from '../chardev';
+import { OptionError, parseBool, parseKeyval } from '../util/keyval';
 import { parseSize, SizeError } from '../util/size';
 import { parseUuid, UuidError } from '../util/uuid';
-import { OptionError, parseBool, parseKeyval } from './keyval';
 
-export { OptionError } from './keyval';
-
-export type ChardevSpec =
-  | { kind: 'stdio' }
-  | { kind: 'null' }
-  | { kind: 'file'; path: string }
-  | { kind: 'unix'; path: string; server: boolean; wait: boolean }
-  | { kind: 'tcp'; host: string; port: number; server: boolean; wait: boolean };
+export { OptionError } from '../util/keyval';
 
 export interface MemoryBackendSpec {
   qomType: 'memory-backend-memfd' | 'memory-backend-file' | 'memory-backend-ram';
@@ -80,35 +74,6 @@ function defaults(): LivemigConfig {
     objects: [],
     globals: [],
   };
-}
-
-/** A chardev as -serial/-monitor/-qmp take it: stdio, null/none, file:PATH,
- * unix:PATH[,server=on][,wait=off], tcp:HOST:PORT[,server=on][,wait=off]. */
-export function parseChardev(text: string): ChardevSpec | null {
-  if (text === 'stdio') return { kind: 'stdio' };
-  if (text === 'null') return { kind: 'null' };
-  if (text === 'none') return null;
-  if (text.startsWith('file:')) return { kind: 'file', path: text.slice(5) };
-  const sock = /^(unix|tcp):(.*)$/.exec(text);
-  if (sock) {
-    const kv = parseKeyval(sock[2], 'addr');
-    const addr = kv.get('addr') ?? '';
-    const server = kv.has('server') ? parseBool(kv.get('server')!, 'server') : false;
-    const wait = kv.has('wait') ? parseBool(kv.get('wait')!, 'wait') : true;
-    for (const k of kv.keys()) {
-      if (!['addr', 'server', 'wait'].includes(k)) throw new OptionError(`unknown parameter '${k}'`);
-    }
-    if (sock[1] === 'unix') {
-      if (!addr) throw new OptionError('unix socket needs a path');
-      return { kind: 'unix', path: addr, server, wait };
-    }
-    const m = /^(.*):(\d+)$/.exec(addr);
-    if (!m) throw new OptionError('tcp needs HOST:PORT');
-    const port = Number(m[2]);
-    if (port > 65535) throw new OptionError(`port ${port} out of range`);
-    return { kind: 'tcp', host: m[1].replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port, server, wait };
-  }
-  throw new OptionError(`'${text}' is not a supported character device`);
 }
 
 function size(text: string, unit: number, what: string): number {

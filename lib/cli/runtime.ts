@@ -4,11 +4,11 @@
  * QMP and HMP land here.
  */
 import * as fs from 'node:fs';
+import { openChardev, type Chardev } from '../chardev';
 import { VirtMachine } from '../machine/virt';
 import { MigrationManager, parseMigrationGlobal } from '../migration';
 import { EventBus, ManagerMigrationBackend, Monitor, QmpError, type MonitorBackend, type StatusInfo } from '../monitor';
 import { formatUuid } from '../util/uuid';
-import { openChardev, type Chardev } from './chardev';
 import type { LivemigConfig } from './options';
 
 export class Runtime implements MonitorBackend {
@@ -74,7 +74,7 @@ export class Runtime implements MonitorBackend {
   private async setup(): Promise<void> {
     const { cfg, machine } = this;
     if (cfg.serial.length) {
-      this.serial = await openChardev(cfg.serial[0]);
+      this.serial = await openChardev(cfg.serial[0], { id: 'serial0' });
       this.serial.onInput((b) => machine.serialInput(b));
     }
     machine.on('serial', (b: Uint8Array) => this.serial?.write(b));

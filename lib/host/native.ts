@@ -111,6 +111,8 @@ export interface NativeAddon {
   recvMsg(fd: number, buf: Uint8Array): RecvMsgResult | null;
   shutdownWrite(fd: number): void;
   close(fd: number): void;
+  /** fcntl F_DUPFD_CLOEXEC → a new fd for the same open file (outlives the original's close). */
+  dupFd(fd: number): number;
 
   // ── PAGEMAP_SCAN (native/pagemap.cc) ─────────────────────────────────────────────────────
   pagemapOpen(): number;

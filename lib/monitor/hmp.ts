@@ -11,9 +11,9 @@
  * capped at 4095 bytes (READLINE_CMD_BUF_SIZE); the excess is dropped.
  */
 
-import type { ChardevSpec } from '../cli/options';
+import type { ChardevSpec } from '../chardev';
 import type { CommandContext } from './backend';
-import { MonitorEndpoint, type Connection, type EndpointOptions } from './chardev';
+import { MonitorEndpoint, type Connection, type EndpointOptions } from './endpoint';
 import type { VersionTriple } from './commands';
 import type { Dispatcher } from './dispatcher';
 import { NamedFdTable } from './fd-table';

@@ -29,7 +29,7 @@ export { QmpSession, QMP_REQ_QUEUE_LEN_MAX } from './qmp-session';
 export { HmpServer, HmpSession, HMP_PROMPT } from './hmp';
 export { HmpEngine } from './hmp/engine';
 export { Dispatcher } from './dispatcher';
-export { MonitorEndpoint, type Connection } from './chardev';
+export { MonitorEndpoint, type Connection } from './endpoint';
 export { JsonMessageParser, QEMU_JSON_LIMITS, type JsonLimits } from './json/parser';
 export { toJson } from './json/encode';
 export {

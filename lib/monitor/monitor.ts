@@ -9,7 +9,7 @@
  */
 
 import type { Readable, Writable } from 'node:stream';
-import type { ChardevSpec } from '../cli/options';
+import type { ChardevSpec } from '../chardev';
 import type { MonitorBackend } from './backend';
 import { createHandlers, type VersionTriple } from './commands';
 import { Dispatcher } from './dispatcher';

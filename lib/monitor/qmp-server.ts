@@ -9,8 +9,8 @@
  *   await qmp.close();
  */
 
-import type { ChardevSpec } from '../cli/options';
-import { MonitorEndpoint, type Connection, type EndpointOptions } from './chardev';
+import type { ChardevSpec } from '../chardev';
+import { MonitorEndpoint, type Connection, type EndpointOptions } from './endpoint';
 import type { VersionTriple } from './commands';
 import type { Dispatcher } from './dispatcher';
 import type { EventBus } from './events';

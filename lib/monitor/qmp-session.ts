@@ -19,7 +19,7 @@
  */
 
 import type { CommandContext } from './backend';
-import type { Connection } from './chardev';
+import type { Connection } from './endpoint';
 import { Dispatcher, type QmpSessionState } from './dispatcher';
 import type { EventBus } from './events';
 import type { FdReceiver, NamedFdTable } from './fd-table';

@@ -126,6 +126,23 @@ describe('FdSocket', () => {
     }
   });
 
+  test('dupFd: a second descriptor for the same socket outlives closing the first', async () => {
+    const [a, b] = FdSocket.pair();
+    const dup = native.dupFd(a.fd);
+    try {
+      expect(dup).not.toBe(a.fd);
+      a.close();
+      const other = new FdSocket(dup);
+      await other.send(enc.encode('still open'));
+      expect(dec.decode((await b.recv())!.payload)).toBe('still open');
+      other.close();
+      expect(await b.recv()).toBeNull(); // the last descriptor closed: end of stream
+    } finally {
+      b.close();
+    }
+    expect(hostErrorOf(() => native.dupFd(987654)).code).toBe('EBADF');
+  });
+
   test('errors are typed: no listener, path in use, path too long', () => {
     expect(hostErrorOf(() => FdSocket.connect(path.join(dir, 'nobody.sock'))).code).toBe('ENOENT');
     const p = path.join(dir, 'busy.sock');

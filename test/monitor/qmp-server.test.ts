@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import { PassThrough } from 'node:stream';
 import * as net from 'node:net';
 import { Monitor } from '../../lib/monitor';
@@ -408,6 +409,28 @@ describe('QMP endpoints', () => {
     expect(await c.line()).toBe(GREETING);
     c.close();
     await m.close();
+  });
+
+  test('server=off: the monitor connects out and greets the listener', async () => {
+    const p = tmpSocketPath('out.sock');
+    const listener = net.createServer();
+    const accepted = new Promise<net.Socket>((r) => listener.once('connection', r));
+    await new Promise<void>((r) => listener.listen(p, r));
+    try {
+      const m = track(new Monitor({ backend: new FakeBackend() }));
+      await m.addQmp({ kind: 'unix', path: p, server: false, wait: true });
+      await m.ready;
+      const sock = await accepted;
+      let got = '';
+      sock.on('data', (d) => (got += d));
+      for (let i = 0; i < 100 && !got.includes('\r\n'); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(got).toBe(GREETING);
+      sock.destroy();
+      await m.close();
+      expect(fs.existsSync(p)).toBe(true); // not ours to remove: we only connected
+    } finally {
+      listener.close();
+    }
   });
 
   test('stdio', async () => {
