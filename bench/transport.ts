@@ -4,10 +4,15 @@
  * to a destination in another process, next to a raw net.Socket piping the same bytes in
  * 256 KiB writes to a receiver that only counts them (the ceiling).
  *
- *   npm run build:ts && node dist/bench/transport.js [GiB=1] [unix,tcp] [reps=3]
+ *   npm run build:ts && node dist/bench/transport.js [GiB=1] [unix,tcp] [reps=3] [fd,stream]
  *
- * One JSON line per transport: {"bench","params","figures","ceiling","ratio"}; best of `reps`
- * runs each (this machine's memory is slow right after it was freed, so single runs wander).
+ * Two channels are measured in the same rounds: `fd` is what connectAddress/listenAddress
+ * give (FdChannel, the addon's own socket), `stream` the previous StreamChannel over a
+ * net.Socket (netSocketChannel), so a busy machine slows both alike.
+ *
+ * One JSON line per transport and channel: {"bench","params","figures","ceiling","ratio"};
+ * best of `reps` runs each (this machine's memory is slow right after it was freed, so single
+ * runs wander).
  * The time runs from the first byte until the destination's acknowledgement comes back on
  * the return path, so it includes parsing every record and placing each page in the
  * destination's RAM. Where the difference goes: `senderOnlyGbps` is our source (writer +
@@ -20,7 +25,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { QemuFileReader, QemuFileWriter } from '../lib/stream';
-import { connectAddress, listenAddress, type MigrationAddress } from '../lib/transport';
+import type { ByteChannel } from '../lib/stream';
+import { connectAddress, listenAddress, netSocketChannel, type MigrationAddress } from '../lib/transport';
 
 const PAGE = 4096;
 const REC = PAGE + 8;
@@ -29,7 +35,10 @@ const RAW_WRITE = 256 * 1024;
 const RAM_SAVE_FLAG_PAGE = 0x08;
 
 type Kind = 'unix' | 'tcp';
-type Mode = 'raw' | 'livemig' | 'channel';
+/** Which channel our side uses: FdChannel (what the transports make) or StreamChannel. */
+type Chan = 'fd' | 'stream';
+/** raw: plain net.Socket; our sender/destination over a channel; `read-*`: read() and count. */
+type Mode = 'raw' | Chan | `read-${Chan}`;
 
 function address(kind: Kind): MigrationAddress {
   return kind === 'unix'
@@ -65,11 +74,9 @@ async function receiver(mode: Mode, kind: Kind): Promise<void> {
     console.log(JSON.stringify(typeof where === 'string' ? { type: 'unix', path: where } : { type: 'inet', host: '127.0.0.1', port: String(where!.port) }));
     return;
   }
-  const listener = await listenAddress(addr);
-  console.log(JSON.stringify(listener.addresses[0]));
-  const ch = await listener.accept();
-  await listener.close();
-  if (mode === 'channel') {
+  const chan: Chan = mode.endsWith('stream') ? 'stream' : 'fd';
+  const ch = await acceptOne(chan, kind, addr);
+  if (mode.startsWith('read-')) {
     // The transport alone: count what read() hands over, parse nothing.
     let n = 0;
     for (let c = await ch.read(); c; c = await ch.read()) n += c.length;
@@ -96,6 +103,39 @@ async function receiver(mode: Mode, kind: Kind): Promise<void> {
   await ch.end();
   ch.destroy();
   process.exit(0);
+}
+
+/** Listen, print where (the parent's first line), accept one connection as a channel. */
+async function acceptOne(chan: Chan, kind: Kind, addr: MigrationAddress): Promise<ByteChannel> {
+  if (chan === 'fd') {
+    const listener = await listenAddress(addr);
+    console.log(JSON.stringify(listener.addresses[0]));
+    const ch = await listener.accept();
+    await listener.close();
+    return ch;
+  }
+  return new Promise((resolve) => {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
+      server.close();
+      resolve(netSocketChannel(sock, kind));
+    });
+    const announce = (): void => {
+      const a = server.address();
+      console.log(JSON.stringify(typeof a === 'string' ? { type: 'unix', path: a } : { type: 'inet', host: '127.0.0.1', port: String(a!.port) }));
+    };
+    if (addr.transport === 'socket' && addr.type === 'unix') server.listen(addr.path, announce);
+    else server.listen(0, '127.0.0.1', announce);
+  });
+}
+
+async function connectChannel(chan: Chan, where: MigrationAddress): Promise<ByteChannel> {
+  if (chan === 'fd') return connectAddress(where);
+  const unix = where.transport === 'socket' && where.type === 'unix';
+  const sock = unix
+    ? net.connect({ path: where.path, allowHalfOpen: true })
+    : net.connect({ host: '127.0.0.1', port: Number((where as { port: string }).port), allowHalfOpen: true });
+  await new Promise((resolve) => sock.once('connect', resolve));
+  return netSocketChannel(sock, unix ? 'unix' : 'tcp');
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -144,8 +184,8 @@ async function sendRaw(where: MigrationAddress, stream: Uint8Array, total: numbe
   return ns;
 }
 
-async function sendLivemig(where: MigrationAddress, ram: Uint8Array, pages: number): Promise<bigint> {
-  const ch = await connectAddress(where);
+async function sendLivemig(chan: Chan, where: MigrationAddress, ram: Uint8Array, pages: number): Promise<bigint> {
+  const ch = await connectChannel(chan, where);
   const w = new QemuFileWriter(ch);
   const ramPages = ram.length / PAGE;
   const t0 = process.hrtime.bigint();
@@ -206,40 +246,49 @@ async function main(): Promise<void> {
   const gib = Number(process.argv[2] || 1);
   const kinds = (process.argv[3] || 'unix,tcp').split(',') as Kind[];
   const reps = Math.max(1, Number(process.argv[4] || 3));
+  const chans = (process.argv[5] || 'fd,stream').split(',') as Chan[];
   const pages = Math.round((gib * 2 ** 30) / PAGE);
   const total = pages * REC;
   const ram = makeRam();
   const stream = recordStream(ram);
-  const run = (s: Mode, w: MigrationAddress): Promise<bigint> => (s === 'raw' ? sendRaw(w, stream, total) : sendLivemig(w, ram, pages));
+  const run = (s: Mode, w: MigrationAddress): Promise<bigint> =>
+    s === 'raw' ? sendRaw(w, stream, total) : sendLivemig(s as Chan, w, ram, pages);
   for (const kind of kinds) {
-    // Besides the ceiling and the full path, where the difference goes: our sender into the
+    // Per channel, besides the full path, where the difference goes: our sender into the
     // counting receiver, the raw sender into our destination (which parses every record and
     // copies each page into its RAM), and the raw sender into our channel alone.
-    const combos: Combo[] = [
-      ['raw', 'raw'],
-      ['livemig', 'livemig'],
-      ['livemig', 'raw'],
-      ['raw', 'livemig'],
-      ['raw', 'channel'],
-    ];
-    const [raw, ours, senderOnly, receiverOnly, channelRead] = await bestOf(kind, combos, reps, run);
-    const figure = gbps(total, BigInt(ours));
+    const combos: Combo[] = [['raw', 'raw']];
+    for (const c of chans) combos.push([c, c], [c, 'raw'], ['raw', c], ['raw', `read-${c}`]);
+    const ns = await bestOf(kind, combos, reps, run);
+    const raw = ns[0];
     const ceiling = gbps(total, BigInt(raw));
-    console.log(
-      JSON.stringify({
-        bench: 'transport',
-        params: { transport: kind, bytes: total, record: '8-byte header + 4 KiB page view', reps, peer: 'child process' },
-        figures: {
-          gbps: figure,
-          seconds: +(ours / 1e9).toFixed(3),
-          senderOnlyGbps: gbps(total, BigInt(senderOnly)),
-          receiverOnlyGbps: gbps(total, BigInt(receiverOnly)),
-          channelReadGbps: gbps(total, BigInt(channelRead)),
-        },
-        ceiling: { gbps: ceiling, seconds: +(raw / 1e9).toFixed(3), what: 'raw net.Socket, 256 KiB writes of the same bytes, counting receiver' },
-        ratio: +(figure / ceiling).toFixed(2),
-      }),
-    );
+    chans.forEach((chan, i) => {
+      const [ours, senderOnly, receiverOnly, channelRead] = ns.slice(1 + 4 * i, 5 + 4 * i);
+      const figure = gbps(total, BigInt(ours));
+      console.log(
+        JSON.stringify({
+          bench: 'transport',
+          params: {
+            transport: kind,
+            channel: chan === 'fd' ? 'FdChannel' : 'StreamChannel (net.Socket)',
+            bytes: total,
+            record: '8-byte header + 4 KiB page view',
+            reps,
+            peer: 'child process',
+            load: os.loadavg()[0],
+          },
+          figures: {
+            gbps: figure,
+            seconds: +(ours / 1e9).toFixed(3),
+            senderOnlyGbps: gbps(total, BigInt(senderOnly)),
+            receiverOnlyGbps: gbps(total, BigInt(receiverOnly)),
+            channelReadGbps: gbps(total, BigInt(channelRead)),
+          },
+          ceiling: { gbps: ceiling, seconds: +(raw / 1e9).toFixed(3), what: 'raw net.Socket, 256 KiB writes of the same bytes, counting receiver' },
+          ratio: +(figure / ceiling).toFixed(2),
+        }),
+      );
+    });
   }
 }
 
