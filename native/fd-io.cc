@@ -21,12 +21,29 @@ namespace {
 // IOV_MAX: the kernel refuses longer vectors (EINVAL); the caller continues from what was taken.
 constexpr uint32_t kMaxIov = IOV_MAX;
 
-// (pointer, length) of a typed array argument, EINVAL for anything else.
-std::pair<uint8_t*, size_t> Bytes(Napi::Env env, Napi::Value v, const char* sc) {
-  if (!v.IsTypedArray()) ThrowErrno(env, sc, EINVAL, "expected a Uint8Array");
-  auto t = v.As<Napi::TypedArray>();
-  auto* base = static_cast<uint8_t*>(t.ArrayBuffer().Data());
-  return {base ? base + t.ByteOffset() : nullptr, t.ByteLength()};
+size_t ElementSize(napi_typedarray_type t) {
+  switch (t) {
+    case napi_int16_array: case napi_uint16_array: return 2;
+    case napi_int32_array: case napi_uint32_array: case napi_float32_array: return 4;
+    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: return 8;
+    default: return 1;
+  }
+}
+
+// (pointer, byte length) of a typed array argument, EINVAL for anything else. One
+// napi_get_typedarray_info call (its data pointer already includes the view's offset): writev
+// makes this call for every piece of a ~128-piece batch.
+std::pair<uint8_t*, size_t> Bytes(Napi::Env env, napi_value v, const char* sc) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok) {
+    // The failed check left a pending JS exception behind; ours replaces it.
+    napi_value ignored;
+    napi_get_and_clear_last_exception(env, &ignored);
+    ThrowErrno(env, sc, EINVAL, "expected a Uint8Array");
+  }
+  return {static_cast<uint8_t*>(data), length * ElementSize(type)};
 }
 
 // read(fd, buf, off, len) → bytes read into buf[off, off+len); 0 at end of stream, -1 when
@@ -54,15 +71,17 @@ Napi::Value Writev(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "writev");
   if (!info[1].IsArray()) ThrowErrno(env, "writev", EINVAL, "chunks must be an array");
-  auto chunks = info[1].As<Napi::Array>();
+  napi_value chunks = info[1];
   uint64_t index = OptU64(info, 2, 0, "writev");
   uint64_t offset = OptU64(info, 3, 0, "writev");
-  uint32_t count = chunks.Length();
+  uint32_t count = info[1].As<Napi::Array>().Length();
   if (index > count) ThrowErrno(env, "writev", ERANGE, "index past the last chunk");
   std::vector<iovec> iov;
   iov.reserve(std::min<uint64_t>(count - index, kMaxIov));
   for (uint32_t i = static_cast<uint32_t>(index); i < count && iov.size() < kMaxIov; i++) {
-    auto [p, n] = Bytes(env, chunks.Get(i), "writev");
+    napi_value item;
+    if (napi_get_element(env, chunks, i, &item) != napi_ok) ThrowErrno(env, "writev", EINVAL, "unreadable chunk");
+    auto [p, n] = Bytes(env, item, "writev");
     size_t skip = 0;
     if (i == index) {
       if (offset > n) ThrowErrno(env, "writev", ERANGE, "offset past the end of the chunk");
