@@ -1,37 +1,29 @@
 /**
- * A ByteChannel over a non-blocking socket descriptor driven by this addon rather than by
- * libuv's stream machinery: readiness from one FdPoll (uv_poll on the current thread's loop),
- * bytes moved by read(2)/writev(2) from JavaScript. The descriptor can therefore be shared with
- * or handed to a worker thread (detach(), dup) — a net.Socket's cannot: libuv may start reading
- * it, and its queued writes would interleave with anyone else's.
+ * A ByteChannel over a non-blocking socket descriptor driven by the addon rather than libuv's
+ * stream machinery: readiness from one FdPoll (uv_poll on this thread's loop), bytes moved by
+ * read(2)/writev(2). Unlike a net.Socket's, the descriptor can be handed to a worker thread
+ * (detach()) or shared through a dup: libuv never reads it behind anyone's back, and nothing
+ * else queues writes on it. docs/transports.md has the whole contract.
  *
- * Read side — pull. Nothing is read before the first read(), so an unread return path pushes
- * back on its sender. From then on the channel reads whenever the socket is readable, until
- * `readHighWaterMark` bytes wait unread; it stops polling there and resumes below the mark.
+ * Read side — pull: nothing is read before the first read(), so an unread return path pushes
+ * back on its sender; after that the channel reads whenever the socket is readable, until
+ * `readHighWaterMark` bytes wait unread, and resumes below the mark.
  *
  *   kernel ─read(2)─▶ slab [ handed out │ handed out │ free ……… ] ─read()─▶ caller owns chunk
  *
- *   Buffer ownership: each read(2) lands in the free tail of a 256 KiB slab, and the chunk
- *   read() returns is a view of exactly those bytes. The channel never writes into a region it
- *   has handed out (the next read(2) goes after it, or into a fresh slab once less than 64 KiB
- *   is left), so a chunk stays valid and unchanged for as long as the caller keeps it, and the
- *   caller may modify it. A slab is freed by the GC when no chunk of it is referenced any more:
- *   keeping one small chunk keeps its whole slab, which is why reads under 4 KiB (return-path
- *   messages) are copied out into their own buffer and their slab region is reused.
+ *   Buffer ownership: each read(2) lands in the free tail of a 256 KiB slab and read() returns
+ *   a view of exactly those bytes. A region once handed out is never written again (the next
+ *   read(2) goes after it, or into a fresh slab when under 64 KiB is left), so the caller owns
+ *   the chunk for as long as it keeps it, and may modify it. One kept chunk keeps its whole
+ *   slab from the GC, so reads under 4 KiB (return-path messages) are copied out instead.
  *
- * Write side — write()/writev() try writev(2) at once when nothing is queued; whatever the
- * kernel does not take is queued as it is (views, never copied: a chunk belongs to the
- * channel until written) and written on writability, up to IOV_MAX pieces per call.
- * write() returns false once `highWaterMark` bytes are queued; drain() waits for less.
- * end() flushes, then shutdown(SHUT_WR): the return path keeps flowing the other way.
+ * Write side — writev(2) at once when nothing is queued; the rest is queued as it is (views,
+ * never copied) and written on writability. write() is false at `highWaterMark` queued bytes;
+ * end() flushes, then shutdown(SHUT_WR), and the return path keeps flowing the other way.
  *
- * Errors: the first one is kept, named after the failing call ("unix: read ECONNRESET",
- * "tcp: writev EPIPE"); pending and later read()/drain()/end() reject with it, queues are
- * dropped and the descriptor is closed. Once both directions have finished (end of stream read,
- * write side shut down) the descriptor is closed too, as Node does with a socket.
- *
- * detach() hands the descriptor over (to a worker thread: `new FdChannel(fd)` there) without
- * closing it; the channel is unusable afterwards (EDETACHED).
+ * Errors: the first is kept and named after the failing call ("unix: read ECONNRESET"); pending
+ * and later read()/drain()/end() reject with it, queues are dropped, the descriptor is closed.
+ * It is also closed once both directions have finished, as Node does with a socket.
  */
 import { FdPoll, native, UV_READABLE, UV_WRITABLE } from '../host';
 import type { ByteChannel } from '../stream';
@@ -52,8 +44,6 @@ export interface FdChannelOptions extends ChannelOptions {
   readable?: boolean;
   /** False: no write direction (write() throws ENOT_WRITABLE). */
   writable?: boolean;
-  /** Slab size for reads (default READ_SLAB_BYTES). */
-  readSlabBytes?: number;
 }
 
 interface Waiter<T> {
@@ -77,7 +67,6 @@ export class FdChannel implements ByteChannel {
   private reader: Waiter<Uint8Array | null> | null = null;
   private slab: Buffer | null = null;
   private slabUsed = 0;
-  private readonly slabBytes: number;
   private readonly readHwm: number;
 
   private readonly canWrite: boolean;
@@ -106,7 +95,6 @@ export class FdChannel implements ByteChannel {
     this.shutDown = !this.canWrite;
     this.hwm = Math.max(1, opts.highWaterMark ?? DEFAULT_HIGH_WATER_MARK);
     this.readHwm = Math.max(1, opts.readHighWaterMark ?? DEFAULT_READ_HIGH_WATER_MARK);
-    this.slabBytes = Math.max(MIN_READ, opts.readSlabBytes ?? READ_SLAB_BYTES);
   }
 
   /** The descriptor while this channel owns it (undefined once closed or detached). */
@@ -114,8 +102,7 @@ export class FdChannel implements ByteChannel {
     return this.fdNumber;
   }
 
-  /* ---------------------------------------------------------------------------------------- */
-  /* Read side                                                                                  */
+  // ── Read side ─────────────────────────────────────────────────────────────────────────────
 
   read(): Promise<Uint8Array | null> {
     if (this.failure) return Promise.reject(this.failure);
@@ -145,7 +132,7 @@ export class FdChannel implements ByteChannel {
     const fd = this.fdNumber;
     while (fd !== undefined && !this.eof && !this.failure && (this.reader || this.readQueued < this.readHwm)) {
       if (!this.slab || this.slab.length - this.slabUsed < MIN_READ) {
-        this.slab = Buffer.allocUnsafeSlow(this.slabBytes);
+        this.slab = Buffer.allocUnsafeSlow(READ_SLAB_BYTES);
         this.slabUsed = 0;
       }
       const at = this.slabUsed;
@@ -188,8 +175,7 @@ export class FdChannel implements ByteChannel {
     this.closeIfFinished();
   }
 
-  /* ---------------------------------------------------------------------------------------- */
-  /* Write side                                                                                 */
+  // ── Write side ────────────────────────────────────────────────────────────────────────────
 
   write(chunk: Uint8Array): boolean {
     return this.writev([chunk]);
@@ -209,18 +195,16 @@ export class FdChannel implements ByteChannel {
   }
 
   drain(): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.destroyed) return Promise.reject(this.destroyedError());
-    if (this.detached) return Promise.reject(this.detachedError());
+    const bad = this.unusable();
+    if (bad) return Promise.reject(bad);
     if (this.writeQueued < this.hwm) return Promise.resolve();
     return new Promise((resolve, reject) => this.drainers.push({ resolve, reject }));
   }
 
   /** Resolves once every queued byte has been taken by the kernel (before detach()). */
   flushed(): Promise<void> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.destroyed) return Promise.reject(this.destroyedError());
-    if (this.detached) return Promise.reject(this.detachedError());
+    const bad = this.unusable();
+    if (bad) return Promise.reject(bad);
     if (this.writeQueued === 0) return Promise.resolve();
     return new Promise((resolve, reject) => this.flushers.push({ resolve, reject }));
   }
@@ -228,8 +212,8 @@ export class FdChannel implements ByteChannel {
   end(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.endPromise) return this.endPromise;
-    if (this.destroyed) return Promise.reject(this.destroyedError());
-    if (this.detached) return Promise.reject(this.detachedError());
+    const bad = this.unusable();
+    if (bad) return Promise.reject(bad);
     this.ended = true;
     this.endPromise = this.canWrite ? this.flushed().then(() => this.shutdownWrite()) : Promise.resolve();
     return this.endPromise;
@@ -287,9 +271,8 @@ export class FdChannel implements ByteChannel {
   }
 
   private shutdownWrite(): void {
-    if (this.failure) throw this.failure;
-    if (this.destroyed) throw this.destroyedError();
-    if (this.detached) throw this.detachedError();
+    const bad = this.unusable();
+    if (bad) throw bad;
     if (this.shutDown) return;
     try {
       native.shutdownWrite(this.fdNumber!);
@@ -302,8 +285,7 @@ export class FdChannel implements ByteChannel {
     this.closeIfFinished();
   }
 
-  /* ---------------------------------------------------------------------------------------- */
-  /* Both                                                                                       */
+  // ── Both ──────────────────────────────────────────────────────────────────────────────────
 
   destroy(err?: Error): void {
     if (this.destroyed) return;
@@ -319,20 +301,19 @@ export class FdChannel implements ByteChannel {
     this.release();
   }
 
-  /**
-   * Hand the descriptor to someone else (typically a worker thread) and make this channel
-   * unusable, without closing the descriptor. Refused (EDETACH_PENDING) while bytes are queued
-   * in either direction or a read() is pending: await flushed() first, and do not read from a
-   * channel that is to be handed over (read-ahead would be lost).
-   */
+  /** Hand the open descriptor over (to a worker thread, say); this channel is unusable after.
+   * Refused (EDETACH_PENDING) while bytes are queued either way or a read() is pending: await
+   * flushed() first, and do not read from a channel that is to be handed over. */
   detach(): number {
-    if (this.failure) throw this.failure;
-    if (this.destroyed || this.detached || this.fdNumber === undefined) {
-      throw this.detached ? this.detachedError() : this.destroyedError();
-    }
-    const busy = this.writeQueued > 0 ? `${this.writeQueued} bytes not yet written` : this.readQueued > 0 ? `${this.readQueued} bytes read ahead` : this.reader ? 'a read() pending' : '';
+    const bad = this.unusable() ?? (this.fdNumber === undefined ? this.destroyedError() : null);
+    if (bad) throw bad;
+    const busy = [
+      this.writeQueued > 0 && `${this.writeQueued} bytes not yet written`,
+      this.readQueued > 0 && `${this.readQueued} bytes read ahead`,
+      this.reader && 'a read() pending',
+    ].find(Boolean);
     if (busy) throw new TransportError('EDETACH_PENDING', `${this.label}: cannot detach with ${busy}`);
-    const fd = this.fdNumber;
+    const fd = this.fdNumber!;
     this.poll.close();
     this.fdNumber = undefined;
     this.detached = true;
@@ -346,8 +327,12 @@ export class FdChannel implements ByteChannel {
     if (!failed || this.failure || this.fdNumber === undefined) return;
     // POLLERR that neither call reported (reading was paused at the mark, say): take it here
     // rather than let the level-triggered error wake us again and again.
-    const errno = native.socketError(this.fdNumber);
-    if (errno) this.fail(TransportError.fromErrno(errno, events & UV_WRITABLE ? 'writev' : 'read', this.label));
+    try {
+      const errno = native.socketError(this.fdNumber);
+      if (errno) this.fail(TransportError.fromErrno(errno, events & UV_WRITABLE ? 'writev' : 'read', this.label));
+    } catch (e) {
+      this.fail(TransportError.fromSyscall(e, this.label));
+    }
   }
 
   private updatePoll(): void {
@@ -395,6 +380,13 @@ export class FdChannel implements ByteChannel {
     this.writeHead = 0;
     this.writeOffset = 0;
     this.writeQueued = 0;
+  }
+
+  /** Why nothing more can be done with this channel, or null. */
+  private unusable(): Error | null {
+    if (this.failure) return this.failure;
+    if (this.destroyed) return this.destroyedError();
+    return this.detached ? this.detachedError() : null;
   }
 
   private destroyedError(): TransportError {
