@@ -10,6 +10,9 @@
         "native/userfaultfd.cc",
         "native/fd-watcher.cc",
         "native/fdpass.cc",
+        "native/socket.cc",
+        "native/fd-io.cc",
+        "native/locked-write.cc",
         "native/pagemap.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -4,10 +4,17 @@
  * to a destination in another process, next to a raw net.Socket piping the same bytes in
  * 256 KiB writes to a receiver that only counts them (the ceiling).
  *
- *   npm run build:ts && node dist/bench/transport.js [GiB=1] [unix,tcp] [reps=3]
+ *   npm run build:ts && node dist/bench/transport.js [GiB=1] [unix,tcp] [reps=3] [fd,stream]
  *
- * One JSON line per transport: {"bench","params","figures","ceiling","ratio"}; best of `reps`
- * runs each (this machine's memory is slow right after it was freed, so single runs wander).
+ * Two channels are measured in the same rounds: `fd` is what connectAddress/listenAddress
+ * give (FdChannel, the addon's own socket), `stream` the previous StreamChannel over a
+ * net.Socket (netSocketChannel), so a busy machine slows both alike.
+ *
+ * One JSON line per transport and channel: {"bench","params","figures","ceiling","ratio"};
+ * best of `reps` runs each (this machine's memory is slow right after it was freed, so single
+ * runs wander). On a shared machine the wall-clock figures follow whoever else runs; the
+ * `*GBPerCpuSecond` figures (bytes moved per CPU-second of that side's process, from
+ * process.cpuUsage) depend much less on it and compare the two channels' costs directly.
  * The time runs from the first byte until the destination's acknowledgement comes back on
  * the return path, so it includes parsing every record and placing each page in the
  * destination's RAM. Where the difference goes: `senderOnlyGbps` is our source (writer +
@@ -20,7 +27,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { QemuFileReader, QemuFileWriter } from '../lib/stream';
-import { connectAddress, listenAddress, type MigrationAddress } from '../lib/transport';
+import type { ByteChannel } from '../lib/stream';
+import { connectAddress, listenAddress, netSocketChannel, type MigrationAddress } from '../lib/transport';
 
 const PAGE = 4096;
 const REC = PAGE + 8;
@@ -29,7 +37,10 @@ const RAW_WRITE = 256 * 1024;
 const RAM_SAVE_FLAG_PAGE = 0x08;
 
 type Kind = 'unix' | 'tcp';
-type Mode = 'raw' | 'livemig' | 'channel';
+/** Which channel our side uses: FdChannel (what the transports make) or StreamChannel. */
+type Chan = 'fd' | 'stream';
+/** raw: plain net.Socket; our sender/destination over a channel; `read-*`: read() and count. */
+type Mode = 'raw' | Chan | `read-${Chan}`;
 
 function address(kind: Kind): MigrationAddress {
   return kind === 'unix'
@@ -46,17 +57,23 @@ function makeRam(): Uint8Array {
 /* ------------------------------------------------------------------------------------------ */
 /* Destination (child process)                                                                 */
 
+/** The acknowledgement: bytes seen, and CPU microseconds this process spent since `cpu0`. */
+function ackBytes(n: number, cpu0: NodeJS.CpuUsage): Buffer {
+  const cpu = process.cpuUsage(cpu0);
+  const ack = Buffer.alloc(16);
+  ack.writeBigUInt64BE(BigInt(n), 0);
+  ack.writeBigUInt64BE(BigInt(cpu.user + cpu.system), 8);
+  return ack;
+}
+
 async function receiver(mode: Mode, kind: Kind): Promise<void> {
   const addr = address(kind);
   if (mode === 'raw') {
     const server = net.createServer({ allowHalfOpen: true }, (sock) => {
+      const cpu0 = process.cpuUsage();
       let n = 0;
       sock.on('data', (d: Buffer) => (n += d.length));
-      sock.on('end', () => {
-        const ack = Buffer.alloc(8);
-        ack.writeBigUInt64BE(BigInt(n));
-        sock.end(ack, () => process.exit(0));
-      });
+      sock.on('end', () => sock.end(ackBytes(n, cpu0), () => process.exit(0)));
     });
     const where = await new Promise<string | net.AddressInfo | null>((resolve) => {
       if (addr.transport === 'socket' && addr.type === 'unix') server.listen(addr.path, () => resolve(server.address()));
@@ -65,17 +82,14 @@ async function receiver(mode: Mode, kind: Kind): Promise<void> {
     console.log(JSON.stringify(typeof where === 'string' ? { type: 'unix', path: where } : { type: 'inet', host: '127.0.0.1', port: String(where!.port) }));
     return;
   }
-  const listener = await listenAddress(addr);
-  console.log(JSON.stringify(listener.addresses[0]));
-  const ch = await listener.accept();
-  await listener.close();
-  if (mode === 'channel') {
+  const chan: Chan = mode.endsWith('stream') ? 'stream' : 'fd';
+  const ch = await acceptOne(chan, kind, addr);
+  const cpu0 = process.cpuUsage();
+  if (mode.startsWith('read-')) {
     // The transport alone: count what read() hands over, parse nothing.
     let n = 0;
     for (let c = await ch.read(); c; c = await ch.read()) n += c.length;
-    const ack = Buffer.alloc(8);
-    ack.writeBigUInt64BE(BigInt(n));
-    ch.write(ack);
+    ch.write(ackBytes(n, cpu0));
     await ch.end();
     process.exit(0);
   }
@@ -90,12 +104,43 @@ async function receiver(mode: Mode, kind: Kind): Promise<void> {
     records++;
   }
   if (f.buffered !== 0) throw new Error(`destination: ${f.buffered} stray bytes`);
-  const ack = Buffer.alloc(8);
-  ack.writeBigUInt64BE(BigInt(records * REC));
-  ch.write(ack);
+  ch.write(ackBytes(records * REC, cpu0));
   await ch.end();
   ch.destroy();
   process.exit(0);
+}
+
+/** Listen, print where (the parent's first line), accept one connection as a channel. */
+async function acceptOne(chan: Chan, kind: Kind, addr: MigrationAddress): Promise<ByteChannel> {
+  if (chan === 'fd') {
+    const listener = await listenAddress(addr);
+    console.log(JSON.stringify(listener.addresses[0]));
+    const ch = await listener.accept();
+    await listener.close();
+    return ch;
+  }
+  return new Promise((resolve) => {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
+      server.close();
+      resolve(netSocketChannel(sock, kind));
+    });
+    const announce = (): void => {
+      const a = server.address();
+      console.log(JSON.stringify(typeof a === 'string' ? { type: 'unix', path: a } : { type: 'inet', host: '127.0.0.1', port: String(a!.port) }));
+    };
+    if (addr.transport === 'socket' && addr.type === 'unix') server.listen(addr.path, announce);
+    else server.listen(0, '127.0.0.1', announce);
+  });
+}
+
+async function connectChannel(chan: Chan, where: MigrationAddress): Promise<ByteChannel> {
+  if (chan === 'fd') return connectAddress(where);
+  const unix = where.transport === 'socket' && where.type === 'unix';
+  const sock = unix
+    ? net.connect({ path: where.path, allowHalfOpen: true })
+    : net.connect({ host: '127.0.0.1', port: Number((where as { port: string }).port), allowHalfOpen: true });
+  await new Promise((resolve) => sock.once('connect', resolve));
+  return netSocketChannel(sock, unix ? 'unix' : 'tcp');
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -117,7 +162,14 @@ function startReceiver(mode: Mode, kind: Kind): Promise<{ where: MigrationAddres
   });
 }
 
-async function sendRaw(where: MigrationAddress, stream: Uint8Array, total: number): Promise<bigint> {
+/** One run: wall time, and CPU microseconds of the sending and the receiving process. */
+interface Run {
+  ns: number;
+  txCpu: number;
+  rxCpu: number;
+}
+
+async function sendRaw(where: MigrationAddress, stream: Uint8Array, total: number): Promise<Run> {
   const sock =
     where.transport === 'socket' && where.type === 'unix'
       ? net.connect({ path: where.path, allowHalfOpen: true })
@@ -129,6 +181,7 @@ async function sendRaw(where: MigrationAddress, stream: Uint8Array, total: numbe
     sock.on('end', () => resolve(Buffer.concat(parts)));
   });
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   let sent = 0;
   while (sent < total) {
     const o = sent % stream.length;
@@ -137,18 +190,21 @@ async function sendRaw(where: MigrationAddress, stream: Uint8Array, total: numbe
     if (!sock.write(stream.subarray(o, o + n))) await new Promise((resolve) => sock.once('drain', resolve));
   }
   sock.end();
-  const got = (await ack).readBigUInt64BE(0);
+  const reply = await ack;
   const ns = process.hrtime.bigint() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const got = reply.readBigUInt64BE(0);
   if (got !== BigInt(total)) throw new Error(`raw: receiver counted ${got} of ${total}`);
   sock.destroy();
-  return ns;
+  return { ns: Number(ns), txCpu: cpu.user + cpu.system, rxCpu: Number(reply.readBigUInt64BE(8)) };
 }
 
-async function sendLivemig(where: MigrationAddress, ram: Uint8Array, pages: number): Promise<bigint> {
-  const ch = await connectAddress(where);
+async function sendLivemig(chan: Chan, where: MigrationAddress, ram: Uint8Array, pages: number): Promise<Run> {
+  const ch = await connectChannel(chan, where);
   const w = new QemuFileWriter(ch);
   const ramPages = ram.length / PAGE;
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   for (let p = 0; p < pages; p++) {
     const idx = p % ramPages;
     w.putBe64Number(idx * PAGE + RAM_SAVE_FLAG_PAGE);
@@ -157,12 +213,15 @@ async function sendLivemig(where: MigrationAddress, ram: Uint8Array, pages: numb
   }
   const err = await w.close();
   if (err) throw err;
-  const ack = await ch.read(); // the return path
+  const parts: Uint8Array[] = []; // the return path
+  for (let c = await ch.read(); c; c = await ch.read()) parts.push(c);
   const ns = process.hrtime.bigint() - t0;
-  const got = ack ? Buffer.from(ack).readBigUInt64BE(0) : -1n;
+  const cpu = process.cpuUsage(cpu0);
+  const reply = Buffer.concat(parts);
+  const got = reply.length === 16 ? reply.readBigUInt64BE(0) : -1n;
   if (got !== BigInt(pages * REC)) throw new Error(`livemig: destination parsed ${got} of ${pages * REC} bytes`);
   ch.destroy();
-  return ns;
+  return { ns: Number(ns), txCpu: cpu.user + cpu.system, rxCpu: Number(reply.readBigUInt64BE(8)) };
 }
 
 /** The record stream as the writer lays it out, for the raw sender to pipe as-is. */
@@ -177,69 +236,93 @@ function recordStream(ram: Uint8Array): Uint8Array {
   return out;
 }
 
-function gbps(bytes: number, ns: bigint): number {
-  return +(bytes / (Number(ns) / 1e9) / 1e9).toFixed(2);
+function gbps(bytes: number, ns: number): number {
+  return +(bytes / (ns / 1e9) / 1e9).toFixed(2);
+}
+
+/** GB moved per CPU-second (cpu in microseconds). */
+function perCpu(bytes: number, cpuUs: number): number {
+  return +(bytes / (cpuUs / 1e6) / 1e9).toFixed(2);
 }
 
 type Combo = readonly [send: Mode, recv: Mode];
 
-/** Best time of each combination over `reps` rounds; a round runs every combination once,
- * so a slow spell on a shared machine hits all of them alike. */
+/** Best time (and, separately, least CPU) of each combination over `reps` rounds; a round
+ * runs every combination once, so a slow spell on a shared machine hits all of them alike. */
 async function bestOf(
   kind: Kind,
   combos: readonly Combo[],
   reps: number,
-  run: (s: Mode, w: MigrationAddress) => Promise<bigint>,
-): Promise<number[]> {
-  const ns = combos.map(() => Infinity);
+  run: (s: Mode, w: MigrationAddress) => Promise<Run>,
+): Promise<Run[]> {
+  const best = combos.map(() => ({ ns: Infinity, txCpu: Infinity, rxCpu: Infinity }));
   for (let r = 0; r < reps; r++) {
     for (let i = 0; i < combos.length; i++) {
       const rx = await startReceiver(combos[i][1], kind);
-      ns[i] = Math.min(ns[i], Number(await run(combos[i][0], rx.where)));
+      const got = await run(combos[i][0], rx.where);
       await rx.done;
+      best[i] = { ns: Math.min(best[i].ns, got.ns), txCpu: Math.min(best[i].txCpu, got.txCpu), rxCpu: Math.min(best[i].rxCpu, got.rxCpu) };
     }
   }
-  return ns;
+  return best;
 }
 
 async function main(): Promise<void> {
   const gib = Number(process.argv[2] || 1);
   const kinds = (process.argv[3] || 'unix,tcp').split(',') as Kind[];
   const reps = Math.max(1, Number(process.argv[4] || 3));
+  const chans = (process.argv[5] || 'fd,stream').split(',') as Chan[];
   const pages = Math.round((gib * 2 ** 30) / PAGE);
   const total = pages * REC;
   const ram = makeRam();
   const stream = recordStream(ram);
-  const run = (s: Mode, w: MigrationAddress): Promise<bigint> => (s === 'raw' ? sendRaw(w, stream, total) : sendLivemig(w, ram, pages));
+  const run = (s: Mode, w: MigrationAddress): Promise<Run> =>
+    s === 'raw' ? sendRaw(w, stream, total) : sendLivemig(s as Chan, w, ram, pages);
   for (const kind of kinds) {
-    // Besides the ceiling and the full path, where the difference goes: our sender into the
+    // Per channel, besides the full path, where the difference goes: our sender into the
     // counting receiver, the raw sender into our destination (which parses every record and
     // copies each page into its RAM), and the raw sender into our channel alone.
-    const combos: Combo[] = [
-      ['raw', 'raw'],
-      ['livemig', 'livemig'],
-      ['livemig', 'raw'],
-      ['raw', 'livemig'],
-      ['raw', 'channel'],
-    ];
-    const [raw, ours, senderOnly, receiverOnly, channelRead] = await bestOf(kind, combos, reps, run);
-    const figure = gbps(total, BigInt(ours));
-    const ceiling = gbps(total, BigInt(raw));
-    console.log(
-      JSON.stringify({
-        bench: 'transport',
-        params: { transport: kind, bytes: total, record: '8-byte header + 4 KiB page view', reps, peer: 'child process' },
-        figures: {
-          gbps: figure,
-          seconds: +(ours / 1e9).toFixed(3),
-          senderOnlyGbps: gbps(total, BigInt(senderOnly)),
-          receiverOnlyGbps: gbps(total, BigInt(receiverOnly)),
-          channelReadGbps: gbps(total, BigInt(channelRead)),
-        },
-        ceiling: { gbps: ceiling, seconds: +(raw / 1e9).toFixed(3), what: 'raw net.Socket, 256 KiB writes of the same bytes, counting receiver' },
-        ratio: +(figure / ceiling).toFixed(2),
-      }),
-    );
+    const combos: Combo[] = [['raw', 'raw']];
+    for (const c of chans) combos.push([c, c], [c, 'raw'], ['raw', c], ['raw', `read-${c}`]);
+    const runs = await bestOf(kind, combos, reps, run);
+    const raw = runs[0];
+    const ceiling = gbps(total, raw.ns);
+    chans.forEach((chan, i) => {
+      const [ours, senderOnly, receiverOnly, channelRead] = runs.slice(1 + 4 * i, 5 + 4 * i);
+      const figure = gbps(total, ours.ns);
+      console.log(
+        JSON.stringify({
+          bench: 'transport',
+          params: {
+            transport: kind,
+            channel: chan === 'fd' ? 'FdChannel' : 'StreamChannel (net.Socket)',
+            bytes: total,
+            record: '8-byte header + 4 KiB page view',
+            reps,
+            peer: 'child process',
+            load: os.loadavg()[0],
+          },
+          figures: {
+            gbps: figure,
+            seconds: +(ours.ns / 1e9).toFixed(3),
+            senderOnlyGbps: gbps(total, senderOnly.ns),
+            receiverOnlyGbps: gbps(total, receiverOnly.ns),
+            channelReadGbps: gbps(total, channelRead.ns),
+            senderGBPerCpuSecond: perCpu(total, senderOnly.txCpu),
+            destinationGBPerCpuSecond: perCpu(total, receiverOnly.rxCpu),
+            channelReadGBPerCpuSecond: perCpu(total, channelRead.rxCpu),
+          },
+          ceiling: {
+            gbps: ceiling,
+            seconds: +(raw.ns / 1e9).toFixed(3),
+            senderGBPerCpuSecond: perCpu(total, raw.txCpu),
+            receiverGBPerCpuSecond: perCpu(total, raw.rxCpu),
+            what: 'raw net.Socket, 256 KiB writes of the same bytes, counting receiver',
+          },
+          ratio: +(figure / ceiling).toFixed(2),
+        }),
+      );
+    });
   }
 }
 

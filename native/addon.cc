@@ -10,6 +10,9 @@ void InitMemfd(Napi::Env env, Napi::Object exports);
 void InitUserfaultfd(Napi::Env env, Napi::Object exports);
 void InitFdWatcher(Napi::Env env, Napi::Object exports);
 void InitFdPass(Napi::Env env, Napi::Object exports);
+void InitSocket(Napi::Env env, Napi::Object exports);
+void InitFdIo(Napi::Env env, Napi::Object exports);
+void InitLockedWrite(Napi::Env env, Napi::Object exports);
 void InitPagemap(Napi::Env env, Napi::Object exports);
 }  // namespace livemig
 
@@ -19,6 +22,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   livemig::InitUserfaultfd(env, exports);
   livemig::InitFdWatcher(env, exports);
   livemig::InitFdPass(env, exports);
+  livemig::InitSocket(env, exports);
+  livemig::InitFdIo(env, exports);
+  livemig::InitLockedWrite(env, exports);
   livemig::InitPagemap(env, exports);
   return exports;
 }

@@ -181,15 +181,6 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// dupFd(fd) → a second close-on-exec descriptor for the same open file. A descriptor owned by
-// a libuv handle (a Node socket or server) can only be closed with its handle; a duplicate
-// outlives that close, so the open socket can be handed to another process afterwards.
-Napi::Value DupFd(const Napi::CallbackInfo& info) {
-  int fd = fcntl(ArgFd(info, 0, "fcntl"), F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) ThrowErrno(info.Env(), "fcntl", errno);
-  return Napi::Number::New(info.Env(), fd);
-}
-
 // setSocketBuffers(fd, sndbuf, rcvbuf): SO_SNDBUF / SO_RCVBUF on any socket (Node offers no
 // way to size a stream socket's kernel buffers). The kernel caps them at wmem_max/rmem_max
 // and doubles what it grants; 0 leaves one unchanged. Returns the effective sizes.
@@ -223,7 +214,6 @@ void InitFdPass(Napi::Env env, Napi::Object exports) {
   exports.Set("recvMsg", Napi::Function::New(env, RecvMsg, "recvMsg"));
   exports.Set("shutdownWrite", Napi::Function::New(env, ShutdownWrite, "shutdownWrite"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
-  exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
 }
 
 }  // namespace livemig

@@ -110,7 +110,7 @@ export class ChardevSocket {
   detach(): NamedFd[] {
     const out: NamedFd[] = [];
     try {
-      for (const { name, fd } of this.fds()) out.push({ name, fd: native.dupFd(fd) });
+      for (const { name, fd } of this.fds()) out.push({ name, fd: native.dup(fd) });
     } catch (e) {
       for (const { fd } of out) native.close(fd);
       throw e;

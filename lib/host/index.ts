@@ -5,7 +5,7 @@
  */
 export { HostError, isHostError } from './errors';
 export { native } from './addon';
-export type { NativeAddon } from './native';
+export type { NativeAddon, TcpListenResult } from './native';
 export { MemfdMapping, windowAt, findMapping, MAX_WINDOW_SIZE } from './memfd';
 export type { MemfdOptions, MapFdOptions } from './memfd';
 export { Userfaultfd, gettid } from './userfaultfd';
@@ -20,6 +20,8 @@ export type {
 } from './userfaultfd';
 export { FdSocket, FdListener } from './fd-socket';
 export type { FdSocketType, FdMessage } from './fd-socket';
+export { FdPoll } from './fd-poll';
+export type { ReadyCallback } from './fd-poll';
 export { WpDirtyTracker } from './wp-dirty-tracker';
 export type { TrackedRange } from './wp-dirty-tracker';
-export { HOST_PAGE_SIZE, UFFD_FEATURE, PAGE_IS } from './linux';
+export { HOST_PAGE_SIZE, UFFD_FEATURE, PAGE_IS, UV_READABLE, UV_WRITABLE, SOCK_STREAM } from './linux';

@@ -34,6 +34,14 @@ export interface RecvMsgResult {
   truncated: boolean;
 }
 
+/** tcpListen's result: the listening fd and the numeric address it is bound to. */
+export interface TcpListenResult {
+  fd: number;
+  /** Numeric host ("127.0.0.1", "::"); the port the kernel chose when 0 was asked. */
+  host: string;
+  port: number;
+}
+
 /** uv_poll over one fd on the creating thread's loop. Close it before closing the fd. */
 export interface NativeFdWatcher {
   /** Watch for UV_READABLE (1) | UV_WRITABLE (2); calling again replaces the interest set. */
@@ -109,10 +117,39 @@ export interface NativeAddon {
   sendMsg(fd: number, payload: Uint8Array, fds?: number[]): number;
   /** recvmsg → result, or null when nothing is pending. */
   recvMsg(fd: number, buf: Uint8Array): RecvMsgResult | null;
+  /** shutdown(SHUT_WR): the peer reads end of stream; this side still receives. Any socket. */
   shutdownWrite(fd: number): void;
   close(fd: number): void;
-  /** fcntl F_DUPFD_CLOEXEC → a new fd for the same open file (outlives the original's close). */
-  dupFd(fd: number): number;
+
+  // ── tcp sockets, numeric addresses (native/socket.cc) ────────────────────────────────────
+  /** socket + non-blocking connect → fd, the attempt under way: wait for writable, then
+   * socketError(fd). Numeric host only (EINVAL otherwise); resolve names with dns.lookup. */
+  tcpConnect(host: string, port: number): number;
+  /** socket + SO_REUSEADDR + bind + listen; '' listens on every address ("::" dual-stack,
+   * else 0.0.0.0). Accept with accept(fd). */
+  tcpListen(host: string, port: number, backlog?: number): TcpListenResult;
+  /** getsockopt SO_ERROR (clears it): 0, or the errno a non-blocking connect ended with. */
+  socketError(fd: number): number;
+  /** getsockopt SO_TYPE: SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5. */
+  socketType(fd: number): number;
+  /** TCP_NODELAY on or off. */
+  setNoDelay(fd: number, on: boolean): void;
+
+  // ── byte I/O (native/fd-io.cc) ───────────────────────────────────────────────────────────
+  /** read(2) into buf[off, off+len) → bytes; 0 at end of stream; -1 when nothing is available. */
+  read(fd: number, buf: Uint8Array, off: number, len: number): number;
+  /** writev(2) of chunks[index] from byte `offset`, then the following chunks (≤ IOV_MAX) →
+   * bytes written (possibly fewer than offered), or -1 when the descriptor is full. */
+  writev(fd: number, chunks: readonly Uint8Array[], index?: number, offset?: number): number;
+  /** fcntl(F_DUPFD_CLOEXEC) → a new descriptor for the same open file. */
+  dup(fd: number): number;
+
+  // ── whole messages from several threads (native/locked-write.cc) ─────────────────────────
+  /** Takes the process-wide lock of this socket (keyed by the socket, so dup'd fds share it),
+   * writes all of buf (poll(POLLOUT) while full), releases → buf.length. ETIMEDOUT after
+   * timeoutMs, lock wait included; part of buf may then have been written. Blocks the
+   * calling thread meanwhile. */
+  lockedWriteAll(fd: number, buf: Uint8Array, timeoutMs: number): number;
 
   // ── PAGEMAP_SCAN (native/pagemap.cc) ─────────────────────────────────────────────────────
   pagemapOpen(): number;

@@ -8,6 +8,7 @@
  *   - livemig's own codes, below, for conditions that are not a single failed syscall.
  */
 import { constants as osConstants } from 'node:os';
+import { getSystemErrorName } from 'node:util';
 
 export type TransportOwnCode =
   /** fd: the descriptor is neither a socket nor a pipe (QEMU 11 refuses plain files on fd:,
@@ -33,6 +34,10 @@ export type TransportOwnCode =
   | 'ELISTENER_CLOSED'
   /** accept() again on a transport that yields one channel only (exec:, fd:, file:). */
   | 'ENOT_MULTICHANNEL'
+  /** Use of a channel after detach() handed its descriptor over. */
+  | 'EDETACHED'
+  /** detach() while bytes are queued in either direction or a read() is pending. */
+  | 'EDETACH_PENDING'
   /** connect() aborted through its AbortSignal. */
   | 'EABORTED'
   /** An address this build does not implement. */
@@ -83,6 +88,32 @@ export class TransportError extends Error {
       syscall: typeof e?.syscall === 'string' ? e.syscall : undefined,
       cause: err,
     });
+  }
+
+  /**
+   * A failed system call from the addon (HostError: errno, code, syscall) as Node names its
+   * own: "unix: read ECONNRESET", "tcp: writev EPIPE". Anything else goes through from().
+   */
+  static fromSyscall(err: unknown, what: string): TransportError {
+    if (err instanceof TransportError) return err;
+    const e = err as { code?: unknown; syscall?: unknown; errno?: unknown };
+    if (typeof e?.code !== 'string' || typeof e?.syscall !== 'string') return TransportError.from(err, what);
+    return new TransportError(e.code, `${what}: ${e.syscall} ${e.code}`, {
+      errno: errnoOf(e.code, typeof e.errno === 'number' ? e.errno : undefined),
+      syscall: e.syscall,
+      cause: err,
+    });
+  }
+
+  /** An errno reported as a value (SO_ERROR after a non-blocking connect). */
+  static fromErrno(errno: number, syscall: string, what: string): TransportError {
+    let code: string;
+    try {
+      code = getSystemErrorName(-Math.abs(errno));
+    } catch {
+      code = `E${errno}`;
+    }
+    return new TransportError(code, `${what}: ${syscall} ${code}`, { errno: Math.abs(errno), syscall });
   }
 }
 

@@ -11,8 +11,10 @@
  *
  * Channel: once made, the channel owns the descriptor and closes it on end()/destroy(), as
  * QEMU's channel closes the fd it took from the monitor.
- *   - socket: full duplex, return path supported, end() half-closes (shutdown(SHUT_WR)).
- *   - pipe: one direction only, chosen by the side: outgoing writes it (read() resolves null
+ *   - socket: an FdChannel, like tcp:/unix: — full duplex, return path supported, end()
+ *     half-closes (shutdown(SHUT_WR)), and the descriptor can go to a worker thread. It must
+ *     be a stream socket (SO_TYPE); a datagram or seqpacket socket cannot carry a byte stream.
+ *   - pipe: a StreamChannel over a libuv pipe handle, one direction only, chosen by the side: outgoing writes it (read() resolves null
  *     at once: no return path), incoming reads it (write() throws ENOT_WRITABLE). A pipe
  *     cannot tell us which end it is without fcntl, so giving the wrong end fails at the
  *     first write (EBADF) or read.
@@ -21,8 +23,10 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { native, SOCK_STREAM } from '../host';
 import type { ByteChannel } from '../stream';
 import { TransportError } from './errors';
+import { FdChannel } from './fd-channel';
 import { StreamChannel } from './stream-channel';
 import type { ChannelOptions, ConnectOptions, IncomingListener } from './types';
 import { singleChannelListener } from './single-listener';
@@ -63,18 +67,17 @@ export function fdKind(fd: number): FdKind {
 /** Make the channel over an open descriptor (taking ownership of it). */
 export function fdChannel(fd: number, direction: FdDirection, opts: ChannelOptions = {}): ByteChannel {
   const kind = fdKind(fd);
-  const reads = kind === 'socket' || direction === 'incoming';
-  const writes = kind === 'socket' || direction === 'outgoing';
+  if (kind === 'socket') return socketFdChannel(fd, opts);
+  const reads = direction === 'incoming';
+  const writes = direction === 'outgoing';
   let sock: net.Socket;
   try {
     // readable/writable false keep Node from starting a read on a write end (and the reverse);
-    // a pipe is a libuv pipe handle, like a unix socket.
+    // a pipe is a libuv pipe handle.
     sock = new net.Socket({ fd, readable: reads, writable: writes, allowHalfOpen: true });
   } catch (e) {
-    // Node refuses descriptor types it cannot stream (a datagram socket).
     throw new TransportError('EFD_NOT_SOCKET', `fd: descriptor ${fd} cannot carry a byte stream`, { cause: e });
   }
-  if (kind === 'socket') sock.setNoDelay(true);
   return new StreamChannel({
     input: reads ? sock : null,
     output: writes ? sock : null,
@@ -83,6 +86,24 @@ export function fdChannel(fd: number, direction: FdDirection, opts: ChannelOptio
     highWaterMark: opts.highWaterMark,
     readHighWaterMark: opts.readHighWaterMark,
   });
+}
+
+function socketFdChannel(fd: number, opts: ChannelOptions): ByteChannel {
+  let type: number;
+  try {
+    type = native.socketType(fd);
+  } catch (e) {
+    throw TransportError.fromSyscall(e, `fd: descriptor ${fd}`);
+  }
+  if (type !== SOCK_STREAM) {
+    throw new TransportError('EFD_NOT_SOCKET', `fd: descriptor ${fd} cannot carry a byte stream (socket type ${type})`);
+  }
+  try {
+    native.setNoDelay(fd, true);
+  } catch {
+    /* a unix socket: no Nagle to turn off */
+  }
+  return new FdChannel(fd, { label: 'fd', highWaterMark: opts.highWaterMark, readHighWaterMark: opts.readHighWaterMark });
 }
 
 /** Outgoing fd: (QEMU: fd_start_outgoing_migration). */

@@ -1,5 +1,5 @@
 /**
- * tcp:HOST:PORT and unix:PATH — QEMU's migration/socket.c over Node's net.
+ * tcp:HOST:PORT and unix:PATH — QEMU's migration/socket.c over the addon's own sockets.
  *
  * Outgoing: connect, then the connection is the channel (full duplex: the migration stream
  * one way, the return path the other). Incoming: listen, report the actual address (for
@@ -8,30 +8,32 @@
  * open until close(): QEMU keeps accepting for multifd, the postcopy preempt channel and
  * postcopy recovery (socket_accept_incoming_migration), so accept() may be called again.
  *
- * Every socket is made with allowHalfOpen (end() is a half-close: shutdown(SHUT_WR)) and, for
- * TCP, TCP_NODELAY: the return path carries small, latency-bound messages (postcopy page
- * requests, PONG) that Nagle would hold back. The bulk direction loses nothing, since the
- * writer hands over 256 KiB batches. Node has no API for SO_SNDBUF/SO_RCVBUF on stream
- * sockets, so buffer sizes are the kernel's autotuned defaults.
+ * Channels are FdChannels: the descriptor belongs to this process's code, not to libuv's
+ * stream machinery, so it can be read and written by worker threads (postcopy's fault and
+ * page-server workers, multifd) and by native page paths. Names are resolved here with
+ * dns.lookup; the addon only ever sees numeric addresses. Every connection gets 4 MiB kernel
+ * buffers and, for TCP, TCP_NODELAY: the return path carries small, latency-bound messages
+ * (postcopy page requests, PONG) that Nagle would hold back, and the bulk direction loses
+ * nothing since the writer hands over 256 KiB batches.
  *
  * unix: follows QEMU's unix_listen_saddr: whatever is at PATH is unlinked before bind(2)
  * (ENOENT is fine, other errors fail the listen), and close() removes the socket file again
- * (socket_listen_cleanup). libuv already unlinks a listening pipe's path when it closes the
- * handle, as QEMU does, without looking at what is there; the fallback here removes PATH
- * only if it is still the socket this listener bound.
+ * (socket_listen_cleanup) if it is still the one this listener bound.
  */
+import * as dns from 'node:dns';
 import { promises as fsp } from 'node:fs';
-import * as net from 'node:net';
-import { native } from '../host';
+import { isIP } from 'node:net';
+import { FdPoll, native, SOCK_STREAM, UV_WRITABLE } from '../host';
 import type { ByteChannel } from '../stream';
-import { TransportError } from './errors';
-import { socketFd, StreamChannel } from './stream-channel';
-import type { ConnectOptions, IncomingListener, ListenAddress, ListenOptions } from './types';
+import { isTransportError, TransportError } from './errors';
+import { FdChannel } from './fd-channel';
+import { SocketListener } from './socket-listener';
+import type { ChannelOptions, ConnectOptions, IncomingListener, ListenOptions } from './types';
 import type { SocketAddress } from './uri';
 
 export type StreamSocketAddress = Exclude<SocketAddress, { type: 'fd' }>;
 
-function label(addr: StreamSocketAddress): string {
+function label(addr: StreamSocketAddress): 'tcp' | 'unix' {
   return addr.type === 'inet' ? 'tcp' : 'unix';
 }
 
@@ -61,100 +63,153 @@ function growSocketBuffers(fd: number): void {
   }
 }
 
-/** Wrap a connected socket as a channel. */
-export function socketChannel(sock: net.Socket, name: string, opts: ConnectOptions | ListenOptions): ByteChannel {
-  sock.setNoDelay(true);
-  const fd = socketFd(sock);
-  if (fd !== undefined) growSocketBuffers(fd);
-  return new StreamChannel({
-    input: sock,
-    output: sock,
-    label: name,
-    fd,
-    highWaterMark: opts.highWaterMark,
-    readHighWaterMark: opts.readHighWaterMark,
-  });
+/** Wrap a connected socket descriptor (taking ownership) as a migration channel. Socket
+ * options are best effort: a connection already reset shows that at its first read or write. */
+export function socketChannel(fd: number, kind: 'tcp' | 'unix', opts: ChannelOptions): FdChannel {
+  growSocketBuffers(fd);
+  if (kind === 'tcp') {
+    try {
+      native.setNoDelay(fd, true);
+    } catch {
+      /* see above */
+    }
+  }
+  return new FdChannel(fd, { label: kind, highWaterMark: opts.highWaterMark, readHighWaterMark: opts.readHighWaterMark });
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    native.close(fd);
+  } catch {
+    /* nothing left to release */
+  }
 }
 
 /** Outgoing: connect to HOST:PORT or PATH (QEMU: socket_start_outgoing_migration). */
-export function connectSocket(addr: StreamSocketAddress, opts: ConnectOptions = {}): Promise<ByteChannel> {
+export async function connectSocket(addr: StreamSocketAddress, opts: ConnectOptions = {}): Promise<ByteChannel> {
   const what = `${label(addr)}: connect to ${describe(addr)}`;
-  return new Promise((resolve, reject) => {
-    if (opts.signal?.aborted) return reject(new TransportError('EABORTED', `${what}: aborted`));
-    const common = { allowHalfOpen: true, highWaterMark: opts.highWaterMark };
-    let sock: net.Socket;
+  if (opts.signal?.aborted) throw new TransportError('EABORTED', `${what}: aborted`);
+  let fd: number;
+  if (addr.type === 'unix') {
+    // A unix connect completes at once or fails (EAGAIN when the listener's backlog is full).
     try {
-      sock =
-        addr.type === 'inet'
-          ? net.connect({ ...common, host: addr.host, port: portNumber(addr), noDelay: true })
-          : net.connect({ ...common, path: addr.path });
+      fd = native.connect(addr.path, SOCK_STREAM);
     } catch (e) {
-      return reject(TransportError.from(e, what));
+      throw TransportError.fromSyscall(e, what);
     }
-    const onAbort = (): void => {
-      cleanup();
-      sock.destroy();
-      reject(new TransportError('EABORTED', `${what}: aborted`));
+  } else {
+    fd = await connectInet(addr, opts.signal, what);
+  }
+  try {
+    return socketChannel(fd, label(addr), opts);
+  } catch (e) {
+    closeQuietly(fd);
+    throw TransportError.fromSyscall(e, what);
+  }
+}
+
+/** Every address HOST resolves to, tried in the resolver's order; the last failure is kept. */
+async function connectInet(addr: { host: string; port: string }, signal: AbortSignal | undefined, what: string): Promise<number> {
+  const port = portNumber(addr);
+  const host = addr.host || 'localhost';
+  let hosts: string[];
+  if (isIP(host)) hosts = [host];
+  else {
+    try {
+      hosts = (await dns.promises.lookup(host, { all: true })).map((a) => a.address);
+    } catch (e) {
+      throw TransportError.from(e, what);
+    }
+  }
+  let last: unknown = new TransportError('ENOTFOUND', `${what}: no address`);
+  for (const h of hosts) {
+    if (signal?.aborted) throw new TransportError('EABORTED', `${what}: aborted`);
+    try {
+      return await connectOne(h, port, signal, what);
+    } catch (e) {
+      if (isTransportError(e, 'EABORTED')) throw e;
+      last = e;
+    }
+  }
+  throw last;
+}
+
+/** A non-blocking connect: done when the socket turns writable, and SO_ERROR says how. */
+function connectOne(host: string, port: number, signal: AbortSignal | undefined, what: string): Promise<number> {
+  let fd: number;
+  try {
+    fd = native.tcpConnect(host, port);
+  } catch (e) {
+    return Promise.reject(TransportError.fromSyscall(e, what));
+  }
+  return new Promise((resolve, reject) => {
+    let done = false;
+    let poll: FdPoll | null = null;
+    const finish = (err: Error | null): void => {
+      if (done) return;
+      done = true;
+      poll?.close();
+      signal?.removeEventListener('abort', onAbort);
+      if (!err) return resolve(fd);
+      closeQuietly(fd);
+      reject(err);
     };
-    const onError = (e: Error): void => {
-      cleanup();
-      sock.destroy();
-      reject(TransportError.from(e, what));
+    const onAbort = (): void => finish(new TransportError('EABORTED', `${what}: aborted`));
+    const onWritable = (): void => {
+      try {
+        const errno = native.socketError(fd);
+        finish(errno ? TransportError.fromErrno(errno, 'connect', what) : null);
+      } catch (e) {
+        finish(TransportError.fromSyscall(e, what));
+      }
     };
-    const onConnect = (): void => {
-      cleanup();
-      resolve(socketChannel(sock, label(addr), opts));
-    };
-    const cleanup = (): void => {
-      sock.off('error', onError);
-      sock.off('connect', onConnect);
-      opts.signal?.removeEventListener('abort', onAbort);
-    };
-    sock.once('error', onError);
-    sock.once('connect', onConnect);
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      poll = new FdPoll(fd, onWritable);
+      poll.set(UV_WRITABLE);
+    } catch (e) {
+      return finish(TransportError.fromSyscall(e, what));
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
 /** Incoming: listen on HOST:PORT or PATH (QEMU: socket_start_incoming_migration). */
 export async function listenSocket(addr: StreamSocketAddress, opts: ListenOptions = {}): Promise<IncomingListener> {
   const what = `${label(addr)}: listen on ${describe(addr)}`;
-  if (addr.type === 'unix') await removeStale(addr.path, what);
-  const server = net.createServer({
-    allowHalfOpen: true,
-    // Nothing is read from a connection before its channel's first read().
-    pauseOnConnect: true,
-    noDelay: addr.type === 'inet',
-    highWaterMark: opts.highWaterMark,
-  });
   const backlog = opts.backlog ?? 16;
-  await new Promise<void>((resolve, reject) => {
-    const onError = (e: Error): void => reject(TransportError.from(e, what));
-    server.once('error', onError);
-    const done = (): void => {
-      server.off('error', onError);
-      resolve();
-    };
+  const accepted = (fd: number): ByteChannel => socketChannel(fd, label(addr), opts);
+  if (addr.type === 'unix') {
+    await removeStale(addr.path, what);
+    let fd: number;
     try {
-      if (addr.type === 'inet') server.listen({ host: addr.host || undefined, port: portNumber(addr), backlog }, done);
-      else server.listen({ path: addr.path, backlog }, done);
+      fd = native.listen(addr.path, SOCK_STREAM, backlog);
     } catch (e) {
-      server.off('error', onError);
-      reject(TransportError.from(e, what));
+      throw TransportError.fromSyscall(e, what);
     }
-  });
-  const bound = server.address();
-  let addresses: ListenAddress[];
-  let ownPath: { path: string; ino: number; dev: number } | null = null;
-  if (typeof bound === 'string' || bound === null) {
-    const path = typeof bound === 'string' ? bound : (addr as { path: string }).path;
-    addresses = [{ type: 'unix', path }];
-    const st = await fsp.lstat(path).catch(() => null);
-    if (st) ownPath = { path, ino: st.ino, dev: st.dev };
-  } else {
-    addresses = [{ type: 'inet', host: bound.address, port: String(bound.port) }];
+    const st = await fsp.lstat(addr.path).catch(() => null);
+    const ownPath = st ? { path: addr.path, ino: st.ino, dev: st.dev } : null;
+    return new SocketListener(fd, [{ type: 'unix', path: addr.path }], ownPath, 'unix', accepted);
   }
-  return new SocketListener(server, addresses, ownPath, label(addr), opts);
+  const port = portNumber(addr);
+  let host = addr.host;
+  if (host && !isIP(host)) {
+    // A name listens on the first address it resolves to (QEMU listens on all of them).
+    try {
+      host = (await dns.promises.lookup(host)).address;
+    } catch (e) {
+      throw TransportError.from(e, what);
+    }
+  }
+  let bound: { fd: number; host: string; port: number };
+  try {
+    bound = native.tcpListen(host, port, backlog);
+  } catch (e) {
+    throw TransportError.fromSyscall(e, what);
+  }
+  // Accepted TCP sockets inherit the listener's buffer sizes, and the window scale they
+  // announce in the handshake is chosen from them.
+  growSocketBuffers(bound.fd);
+  return new SocketListener(bound.fd, [{ type: 'inet', host: bound.host, port: String(bound.port) }], null, 'tcp', accepted);
 }
 
 /** QEMU's unix_listen_saddr: "unlink(path) < 0 && errno != ENOENT" is an error. */
@@ -163,90 +218,5 @@ async function removeStale(path: string, what: string): Promise<void> {
     await fsp.unlink(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw TransportError.from(e, `${what}: removing the old ${path}`);
-  }
-}
-
-function ignore(): void {}
-
-interface AcceptWaiter {
-  resolve: (ch: ByteChannel) => void;
-  reject: (e: Error) => void;
-}
-
-class SocketListener implements IncomingListener {
-  readonly multiChannel = true;
-  private readonly pending: net.Socket[] = [];
-  private readonly waiters: AcceptWaiter[] = [];
-  private closed = false;
-  private closing: Promise<void> | null = null;
-
-  constructor(
-    private readonly server: net.Server,
-    readonly addresses: readonly ListenAddress[],
-    private readonly ownPath: { path: string; ino: number; dev: number } | null,
-    private readonly name: string,
-    private readonly opts: ListenOptions,
-  ) {
-    server.on('connection', (s: net.Socket) => this.onConnection(s));
-    // accept(2) failures (EMFILE, ENFILE) reach whoever waits; the listener stays open, like
-    // QEMU's listener which logs and keeps watching.
-    server.on('error', (e: Error) => {
-      const err = TransportError.from(e, `${name}: accept`);
-      for (const w of this.waiters.splice(0)) w.reject(err);
-    });
-  }
-
-  accept(): Promise<ByteChannel> {
-    if (this.closed) return Promise.reject(this.closedError());
-    const s = this.pending.shift();
-    if (s) return Promise.resolve(this.wrap(s));
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
-  }
-
-  close(): Promise<void> {
-    if (this.closing) return this.closing;
-    this.closed = true;
-    for (const w of this.waiters.splice(0)) w.reject(this.closedError());
-    // Connections nobody accepted are dropped, like QEMU's qio_net_listener_disconnect.
-    for (const s of this.pending.splice(0)) s.destroy();
-    // server.close() stops listening at once; its callback would wait for every accepted
-    // connection to end as well, which is not what closing a listener means here.
-    this.server.close();
-    this.closing = this.unlinkOwnPath();
-    return this.closing;
-  }
-
-  private onConnection(s: net.Socket): void {
-    if (this.closed) {
-      s.destroy();
-      return;
-    }
-    const w = this.waiters.shift();
-    if (w) {
-      w.resolve(socketChannel(s, this.name, this.opts));
-      return;
-    }
-    // Until accepted, an error on the waiting connection must not go unhandled; the channel
-    // made at accept() sees the socket's state (closed, reset) through its own reads.
-    s.on('error', ignore);
-    this.pending.push(s);
-  }
-
-  private wrap(s: net.Socket): ByteChannel {
-    s.off('error', ignore);
-    return socketChannel(s, this.name, this.opts);
-  }
-
-  private async unlinkOwnPath(): Promise<void> {
-    const own = this.ownPath;
-    if (!own) return;
-    const st = await fsp.lstat(own.path).catch(() => null);
-    if (st && st.isSocket() && st.ino === own.ino && st.dev === own.dev) {
-      await fsp.unlink(own.path).catch(() => undefined);
-    }
-  }
-
-  private closedError(): TransportError {
-    return new TransportError('ELISTENER_CLOSED', `${this.name}: listener closed`);
   }
 }

@@ -1,7 +1,8 @@
 /**
- * A ByteChannel over Node stream sockets: the shared body of tcp:, unix:, fd: and exec:.
- * `input` and `output` are the same net.Socket for a connection (full duplex), two sockets
- * for exec: (the command's stdout and stdin), or one of them null for a pipe (fd:).
+ * A ByteChannel over Node streams: the body of exec: (the command's stdout and stdin) and of
+ * fd: over a pipe (one of them null). tcp:, unix: and fd: sockets use FdChannel instead;
+ * netSocketChannel() still wraps a net.Socket made elsewhere (full duplex: input and output
+ * are the same socket), and bench/transport.ts measures it beside FdChannel.
  *
  * Read side — pull, no copies. The socket starts paused: nothing is taken from the kernel
  * before the first read(), so an unread return path pushes back on its peer. While reading,
@@ -28,8 +29,10 @@
  */
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
+import { native } from '../host';
 import type { ByteChannel } from '../stream';
 import { TransportError } from './errors';
+import { SOCKET_BUFFER_BYTES } from './socket';
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_READ_HIGH_WATER_MARK, type ChannelOptions } from './types';
 
 interface Waiter<T> {
@@ -54,6 +57,28 @@ export interface StreamChannelInit extends ChannelOptions {
 export function socketFd(s: Socket): number | undefined {
   const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/** A connected net.Socket (made with allowHalfOpen) as a channel, set up like the migration
+ * sockets: TCP_NODELAY and SOCKET_BUFFER_BYTES kernel buffers. */
+export function netSocketChannel(sock: Socket, label: string, opts: ChannelOptions = {}): StreamChannel {
+  sock.setNoDelay(true);
+  const fd = socketFd(sock);
+  if (fd !== undefined) {
+    try {
+      native.setSocketBuffers(fd, SOCKET_BUFFER_BYTES, SOCKET_BUFFER_BYTES);
+    } catch {
+      /* keep the defaults */
+    }
+  }
+  return new StreamChannel({
+    input: sock,
+    output: sock,
+    label,
+    fd,
+    highWaterMark: opts.highWaterMark,
+    readHighWaterMark: opts.readHighWaterMark,
+  });
 }
 
 export class StreamChannel implements ByteChannel {

@@ -126,9 +126,9 @@ describe('FdSocket', () => {
     }
   });
 
-  test('dupFd: a second descriptor for the same socket outlives closing the first', async () => {
+  test('dup: a second descriptor for the same socket outlives closing the first', async () => {
     const [a, b] = FdSocket.pair();
-    const dup = native.dupFd(a.fd);
+    const dup = native.dup(a.fd);
     try {
       expect(dup).not.toBe(a.fd);
       a.close();
@@ -140,7 +140,7 @@ describe('FdSocket', () => {
     } finally {
       b.close();
     }
-    expect(hostErrorOf(() => native.dupFd(987654)).code).toBe('EBADF');
+    expect(hostErrorOf(() => native.dup(987654)).code).toBe('EBADF');
   });
 
   test('errors are typed: no listener, path in use, path too long', () => {

@@ -3,7 +3,18 @@
  * through real sockets, pipes, processes and files (STYLE 15, 18).
  */
 import { byteChannelContract } from '../stream/channel-contract';
-import { execPair, filePair, hasIpv6Loopback, pipePair, tcpPair, tempDir, uniquePath, unixPair } from './helpers';
+import {
+  execPair,
+  fdChannelPair,
+  filePair,
+  hasIpv6Loopback,
+  pipePair,
+  socketFdPair,
+  tcpPair,
+  tempDir,
+  uniquePath,
+  unixPair,
+} from './helpers';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -14,6 +25,10 @@ if (hasIpv6Loopback()) byteChannelContract('tcp (IPv6 loopback)', () => tcpPair(
 else test.skip('ByteChannel contract: tcp (IPv6 loopback) [skipped: no ::1 on this machine]', () => undefined);
 
 byteChannelContract('unix socket', () => unixPair(tmp.dir));
+
+byteChannelContract('FdChannel over a socketpair (default kernel buffers)', () => fdChannelPair());
+
+byteChannelContract('fd over a socketpair (FdChannel)', () => socketFdPair());
 
 byteChannelContract('fd over a pipe', () => pipePair(tmp.dir), { duplex: false });
 

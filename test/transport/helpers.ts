@@ -8,8 +8,9 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { native, SOCK_STREAM } from '../../lib/host';
 import type { ByteChannel } from '../../lib/stream';
-import { connectAddress, listenAddress, parseUri, type MigrationAddress } from '../../lib/transport';
+import { connectAddress, FdChannel, listenAddress, parseUri, type FdChannelOptions, type MigrationAddress } from '../../lib/transport';
 
 /** A fresh directory for one test file; removed by the returned cleanup. */
 export function tempDir(): { dir: string; cleanup: () => void } {
@@ -53,6 +54,20 @@ export function tcpPair(host = '127.0.0.1'): Promise<[ByteChannel, ByteChannel]>
 
 export function unixPair(dir: string): Promise<[ByteChannel, ByteChannel]> {
   return socketPair({ transport: 'socket', type: 'unix', path: uniquePath(dir, 'sock') });
+}
+
+/** Two FdChannels over a fresh AF_UNIX socketpair (kernel default buffer sizes). */
+export function fdChannelPair(opts: FdChannelOptions = {}): [FdChannel, FdChannel] {
+  const [x, y] = native.socketPair(SOCK_STREAM);
+  return [new FdChannel(x, { label: 'unix', ...opts }), new FdChannel(y, { label: 'unix', ...opts })];
+}
+
+/** fd: over a socketpair: each side takes one end, as a management tool would pass them. */
+export async function socketFdPair(): Promise<[ByteChannel, ByteChannel]> {
+  const [x, y] = native.socketPair(SOCK_STREAM);
+  const a = await connectAddress(parseUri(`fd:${x}`));
+  const b = await (await listenAddress(parseUri(`fd:${y}`))).accept();
+  return [a, b];
 }
 
 /** fd: over a pipe: a writes the write end, b reads the read end. */
