@@ -174,6 +174,13 @@ Napi::Value ShutdownWrite(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// shutdown(fd): SHUT_RDWR — the connection ends for every descriptor of it, dups in other
+// threads included (closing ours alone would leave it open while a dup lives).
+Napi::Value Shutdown(const Napi::CallbackInfo& info) {
+  if (shutdown(ArgFd(info, 0, "shutdown"), SHUT_RDWR) < 0) ThrowErrno(info.Env(), "shutdown", errno);
+  return info.Env().Undefined();
+}
+
 // close(fd): any fd this addon handed out (memfd, userfaultfd, socket, pagemap).
 Napi::Value Close(const Napi::CallbackInfo& info) {
   // close(2) on Linux releases the fd even when it reports EINTR: never retry.
@@ -213,6 +220,7 @@ void InitFdPass(Napi::Env env, Napi::Object exports) {
   exports.Set("sendMsg", Napi::Function::New(env, SendMsg, "sendMsg"));
   exports.Set("recvMsg", Napi::Function::New(env, RecvMsg, "recvMsg"));
   exports.Set("shutdownWrite", Napi::Function::New(env, ShutdownWrite, "shutdownWrite"));
+  exports.Set("shutdown", Napi::Function::New(env, Shutdown, "shutdown"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
 }
 

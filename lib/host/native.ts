@@ -119,6 +119,8 @@ export interface NativeAddon {
   recvMsg(fd: number, buf: Uint8Array): RecvMsgResult | null;
   /** shutdown(SHUT_WR): the peer reads end of stream; this side still receives. Any socket. */
   shutdownWrite(fd: number): void;
+  /** shutdown(SHUT_RDWR): the connection ends for every descriptor of it, dups included. */
+  shutdown(fd: number): void;
   close(fd: number): void;
 
   // ── tcp sockets, numeric addresses (native/socket.cc) ────────────────────────────────────

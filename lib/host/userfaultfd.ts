@@ -144,6 +144,13 @@ export class Userfaultfd {
     readonly features: ReadonlySet<UffdFeature>,
   ) {}
 
+  /** Wraps a uffd opened elsewhere in this process (a worker thread serving faults on the
+   * main thread's uffd). `features` are the ones its opener was granted. Closing the wrapper
+   * closes the fd: close only the one that owns it. */
+  static adopt(fd: number, features: readonly UffdFeature[] = []): Userfaultfd {
+    return new Userfaultfd(fd, new Set(features));
+  }
+
   /** What this kernel offers, asked on a throwaway uffd. */
   static probe(): UffdFeatureSet {
     const r = native.uffdProbe();

@@ -286,6 +286,13 @@ export class VirtMachine extends EventEmitter {
     return this.populateHandle;
   }
 
+  /** Stop the populate worker and wait until it has stopped touching RAM (postcopy: from
+   * now on a page must stay missing until the stream places it). */
+  async stopPopulating(): Promise<void> {
+    this.stopPopulate?.();
+    await this.populating;
+  }
+
   private async spawnWorkers(): Promise<void> {
     const script = VirtMachine.workerPath();
     for (let h = 0; h < this.harts; h++) {

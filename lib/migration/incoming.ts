@@ -4,20 +4,30 @@
  * (run state inmigrate):
  *
  *   status none → setup (listening) → active (connection accepted, loading) → completed | failed
+ *   postcopy:  active → postcopy-device (LISTEN) → postcopy-active (RUN) → completed
+ *              postcopy-active ⇄ postcopy-paused → postcopy-recover → postcopy-active
  *
  * Commands: OPEN_RETURN_PATH opens the reverse direction of the channel (and, with
  * switchover-ack, acknowledges at once: no device here has anything to finish first), PING is
- * answered with PONG, SWITCHOVER_START needs nothing. Postcopy commands are refused (this
- * engine migrates by precopy). After EOF the vmdesc is read and discarded; then the guest runs
- * if the source was running (or sent no run state) and the destination was not started with
- * -S. A SHUT (0 ok, 1 failed) goes back on the return path when there is one.
+ * answered with PONG, SWITCHOVER_START needs nothing; the postcopy commands drive
+ * postcopy/destination.ts. After EOF the vmdesc is read and discarded; then the guest runs if
+ * the source was running (or sent no run state) and the destination was not started with -S.
+ * A SHUT (0 ok, 1 failed) goes back on the return path when there is one.
+ *
+ * Once the guest runs here in postcopy there is no going back: a broken or bad stream pauses
+ * (postcopy-paused) until `migrate-recover` brings a new channel; before that, any failure
+ * fails the load and the source keeps the guest.
  */
 import { performance } from 'node:perf_hooks';
 import type { VirtMachine } from '../machine/virt';
 import { QemuFileReader, VMDESC_JSON_MAX, type ByteChannel } from '../stream';
 import { MigrationError } from './errors';
+import type { GlobalState } from './globalstate';
 import { LoadVm } from './loadvm';
 import type { MigrationOptions } from './options';
+import { PostcopyDestination, type PostcopyState } from './postcopy/destination';
+import { abortChannel, type PostcopyDestinationStats } from './postcopy/shared';
+import { decodeCounted } from './postcopy/wire';
 import { RamLoader } from './ram-load';
 import { be32At, ReturnPathWriter } from './return-path';
 import type { MigrationRunState } from './run-state';
@@ -46,11 +56,26 @@ export interface IncomingResult {
 
 export class IncomingMigration {
   private rp: ReturnPathWriter | null = null;
+  private channel: ByteChannel | null = null;
+  private loader: LoadVm | null = null;
+  private ram: RamLoader | null = null;
+  private global: GlobalState | null = null;
+  private postcopy: PostcopyDestination | null = null;
+  private recovered: ((ch: ByteChannel) => void) | null = null;
   errorDesc: string | undefined;
   private readonly now: () => number;
 
   constructor(private readonly deps: IncomingDeps) {
     this.now = deps.now ?? (() => performance.now());
+  }
+
+  get postcopyState(): PostcopyState {
+    return this.postcopy?.state ?? 'none';
+  }
+
+  /** Blocktime and latency figures (postcopy with postcopy-blocktime). */
+  postcopyFigures(): PostcopyDestinationStats | null {
+    return this.postcopy?.figures() ?? null;
   }
 
   /** Load one stream from `channel`. Never rejects; the outcome is in the result and status. */
@@ -60,7 +85,8 @@ export class IncomingMigration {
     state.cas('none', 'setup');
     state.cas('setup', 'active');
     vm.incomingStarted();
-    const f = new QemuFileReader(channel);
+    this.channel = channel;
+    let f = new QemuFileReader(channel);
     const ignoreShared = options.caps['x-ignore-shared'];
     // Take the destination's page faults in a helper thread just ahead of the load (the
     // process may have started it already, while it waited for the stream). Under
@@ -68,64 +94,201 @@ export class IncomingMigration {
     const populate = ignoreShared && machine.ram.shared && machine.ram.memPath ? null : machine.populateAhead();
     populate?.gate();
     const ram = new RamLoader(machine.ramBlocks, { pristine: !machine.hasRun, populate, ignoreShared });
+    this.ram = ram;
     const global = globalStateFor(() => 'inmigrate');
+    this.global = global;
     const reg = machineRegistry(machine, ram, global, options);
     const format = streamFormat(options);
     const loader = new LoadVm(f, reg, configurationFor(machine, options), {
-      onCommand: (cmd, payload) => this.command(channel, cmd, payload),
+      onCommand: (cmd, payload, at) => this.command(cmd, payload, at),
       expectConfiguration: format.sendConfiguration,
       expectSectionFooter: format.sendSectionFooter,
     });
+    this.loader = loader;
     try {
       try {
         await loader.loadHeader();
-        await loader.loadMain();
-        await loader.readVmdesc(VMDESC_JSON_MAX);
+        for (;;) {
+          try {
+            await loader.loadMain();
+            break;
+          } catch (e) {
+            // The guest runs here now: wait for a new channel rather than lose it.
+            if (this.postcopy?.state !== 'running') throw e;
+            f = await this.pause(e as Error);
+          }
+        }
+        if (!this.postcopy) await loader.readVmdesc(VMDESC_JSON_MAX);
       } finally {
         populate?.stop();
       }
       if (!ram.blockListSeen) throw new MigrationError('EMIG_RAM', 'stream carried no RAM section', { section: 'ram' });
-      state.cas('active', 'completed');
+      if (this.postcopy) await this.finishPostcopy();
+      if (!state.cas('active', 'completed')) state.cas('postcopy-active', 'completed');
       // QEMU process_incoming_migration_bh: run if the source ran (or sent no run state) and
-      // we were not told -S.
-      const sourceRan = global.received === null || global.received === 'running';
-      vm.incomingCompleted(sourceRan && !this.deps.startPaused);
+      // we were not told -S. In postcopy the guest was started at RUN.
+      if (!this.postcopy) vm.incomingCompleted(this.sourceRan() && !this.deps.startPaused);
       this.rp?.shut(0);
-      await channel.end().catch(() => {});
+      await this.channel.end().catch(() => {});
       return { ok: true, loadTime: this.now() - t0, bytes: f.position };
     } catch (e) {
       const err = e instanceof MigrationError ? e : new MigrationError('EMIG_DEVICE', e instanceof Error ? e.message : String(e), { cause: e });
       this.errorDesc = err.message;
       state.reset('failed');
+      await this.postcopy?.finish().catch(() => undefined);
       vm.incomingFailed();
       try {
         this.rp?.shut(1);
-        await channel.end();
+        await this.channel.end();
       } catch {
         /* the source may be gone */
       }
-      channel.destroy();
+      this.channel.destroy();
       return { ok: false, error: err, loadTime: this.now() - t0, bytes: f.position };
     }
   }
 
-  private command(channel: ByteChannel, cmd: number, payload: Uint8Array): void {
+  /** A preempt channel was accepted (postcopy-preempt). */
+  adoptPreempt(ch: ByteChannel): void {
+    const detach = (ch as { detach?: () => number }).detach;
+    if (!detach) {
+      ch.destroy();
+      return;
+    }
+    const fd = detach.call(ch);
+    if (this.postcopy) this.postcopy.adoptPreempt(fd);
+    else this.pendingPreempt = fd;
+  }
+
+  private pendingPreempt: number | null = null;
+
+  /** migrate-recover's listener accepted the source's new main channel. */
+  recover(ch: ByteChannel): void {
+    if (!this.recovered) {
+      ch.destroy();
+      throw new MigrationError('EMIG_STATE', 'Migrate recover can only be run when postcopy is paused.');
+    }
+    this.recovered(ch);
+  }
+
+  /** migrate-pause on the destination: break the main channel (postcopy-active only). */
+  pauseNow(): void {
+    if (this.deps.state.status !== 'postcopy-active') {
+      throw new MigrationError('EMIG_STATE', 'migrate-pause is currently only supported during postcopy-active or postcopy-recover state');
+    }
+    abortChannel(this.channel, new MigrationError('EMIG_PEER', 'migration paused (migrate-pause)'));
+  }
+
+  /** postcopy_pause_incoming(): hold everything, wait for a new main channel, read on from it. */
+  private async pause(err: Error): Promise<QemuFileReader> {
+    const { state } = this.deps;
+    state.reset('postcopy-paused');
+    this.errorDesc = err.message;
+    process.stderr.write(`livemig: Detected IO failure for postcopy. Migration paused. (${err.message})\n`);
+    this.postcopy!.pause();
+    abortChannel(this.channel);
+    const ch = await new Promise<ByteChannel>((resolve) => (this.recovered = resolve));
+    this.recovered = null;
+    state.cas('postcopy-paused', 'postcopy-recover');
+    this.channel = ch;
+    this.rp = this.returnPath(ch);
+    this.postcopy!.resume(ch);
+    this.ram!.forgetLastBlock();
+    const f = new QemuFileReader(ch);
+    this.loader!.useReader(f);
+    return f;
+  }
+
+  private async finishPostcopy(): Promise<void> {
+    const pc = this.postcopy!;
+    const missing = pc.missingPages();
+    await pc.finish();
+    if (missing > 0) throw new MigrationError('EMIG_RAM', `postcopy ended with ${missing} pages never received`, { section: 'ram' });
+  }
+
+  private sourceRan(): boolean {
+    const r = this.global?.received ?? null;
+    return r === null || r === 'running';
+  }
+
+  private returnPath(ch: ByteChannel): ReturnPathWriter {
+    // With postcopy the fault worker writes page requests on the same socket.
+    const locked = this.deps.options.caps['postcopy-ram'] && ch.fd !== undefined ? ch.fd : undefined;
+    return new ReturnPathWriter(ch, locked);
+  }
+
+  private async command(cmd: number, payload: Uint8Array, at: number): Promise<void | 'quit'> {
+    const { state, vm } = this.deps;
     switch (cmd) {
       case MIG_CMD.OPEN_RETURN_PATH:
         // A second one is ignored (QEMU: "already open").
         if (this.rp) return;
-        this.rp = new ReturnPathWriter(channel);
+        this.rp = this.returnPath(this.channel!);
         if (this.deps.options.caps['switchover-ack']) this.rp.switchoverAck();
         return;
       case MIG_CMD.PING:
         if (!this.rp) throw new MigrationError('EMIG_COMMAND', 'PING received with no return path', { section: 'command', field: 'PING' });
         this.rp.pong(be32At(payload));
         return;
+      case MIG_CMD.POSTCOPY_ADVISE:
+        if (!this.deps.options.caps['postcopy-ram']) {
+          throw new MigrationError('EMIG_COMMAND', 'RAM postcopy is disabled but have 16 byte advise', { section: 'command', field: 'POSTCOPY_ADVISE' });
+        }
+        this.postcopy = new PostcopyDestination({
+          machine: this.deps.machine,
+          ram: this.ram!,
+          mode: this.deps.options.params['x-postcopy-placement'],
+          channel: this.channel!,
+          onWorkerError: (m) => this.onWorkerError(m),
+        });
+        await this.postcopy.advise(payload);
+        if (this.pendingPreempt !== null) this.postcopy.adoptPreempt(this.pendingPreempt);
+        this.pendingPreempt = null;
+        return;
+      case MIG_CMD.POSTCOPY_RAM_DISCARD:
+        return this.needPostcopy('POSTCOPY_RAM_DISCARD').discard(payload);
+      case MIG_CMD.PACKAGED:
+        await this.loader!.loadPackage(be32At(payload), at);
+        return;
+      case MIG_CMD.POSTCOPY_LISTEN:
+        this.needPostcopy('POSTCOPY_LISTEN').listen();
+        state.cas('active', this.rp ? 'postcopy-device' : 'postcopy-active');
+        return;
+      case MIG_CMD.POSTCOPY_RUN:
+        this.needPostcopy('POSTCOPY_RUN').run();
+        state.cas('postcopy-device', 'postcopy-active');
+        if (this.sourceRan() && !this.deps.startPaused) vm.incomingCompleted(true);
+        else vm.incomingCompleted(false);
+        return 'quit';
+      case MIG_CMD.RECV_BITMAP: {
+        if (state.status !== 'postcopy-recover') throw new MigrationError('EMIG_COMMAND', `RECV_BITMAP in state ${state.status}`, { section: 'command', field: 'RECV_BITMAP' });
+        const name = decodeCounted(payload, 'RECV_BITMAP');
+        const bm = this.needPostcopy('RECV_BITMAP').receivedBitmap(name);
+        if (!bm) throw new MigrationError('EMIG_COMMAND', `RECV_BITMAP for unknown block '${name}'`, { section: 'command', field: 'RECV_BITMAP' });
+        this.rp!.recvBitmap(name, bm.bits, bm.pages);
+        return;
+      }
+      case MIG_CMD.POSTCOPY_RESUME:
+        // QEMU ignores a RESUME that does not follow a recovery.
+        if (!state.cas('postcopy-recover', 'postcopy-active')) return;
+        this.rp!.resumeAck();
+        return;
       default:
-        throw new MigrationError('EMIG_COMMAND', `command ${MIG_CMD_NAMES[cmd] ?? cmd} is not supported (postcopy is not enabled)`, {
+        throw new MigrationError('EMIG_COMMAND', `command ${MIG_CMD_NAMES[cmd] ?? cmd} is not supported`, {
           section: 'command',
           field: MIG_CMD_NAMES[cmd],
         });
     }
+  }
+
+  private needPostcopy(what: string): PostcopyDestination {
+    if (!this.postcopy) throw new MigrationError('EMIG_COMMAND', `${what} without POSTCOPY_ADVISE`, { section: 'command', field: what });
+    return this.postcopy;
+  }
+
+  /** The worker found the preempt stream bad or could not place a page: break the main channel
+   * too, so the load pauses (running) or fails (before). */
+  private onWorkerError(message: string): void {
+    abortChannel(this.channel, new MigrationError('EMIG_RAM', message, { section: 'postcopy-preempt' }));
   }
 }

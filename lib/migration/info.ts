@@ -42,6 +42,12 @@ export interface MigrationInfo {
   'cpu-throttle-percentage'?: number;
   'error-desc'?: string;
   'socket-address'?: ListenSocketAddress[];
+  'postcopy-blocktime'?: number;
+  'postcopy-vcpu-blocktime'?: number[];
+  'postcopy-latency'?: number;
+  'postcopy-vcpu-latency'?: number[];
+  'postcopy-non-vcpu-latency'?: number;
+  'postcopy-latency-dist'?: number[];
 }
 
 export function sourceInfo(status: MigrationStatus, s: OutgoingStats, autoConverge: boolean): MigrationInfo {
@@ -52,8 +58,10 @@ export function sourceInfo(status: MigrationStatus, s: OutgoingStats, autoConver
   }
   if (status === 'setup') return info;
   info['total-time'] = Math.round(s.totalTime);
-  if (status === 'completed') info.downtime = Math.round(s.downtime);
+  // QEMU shows the downtime once the guest has stopped for good: completed, or in postcopy.
+  if (status === 'completed' || status.startsWith('postcopy-')) info.downtime = Math.round(s.downtime);
   else info['expected-downtime'] = Math.round(s.expectedDowntime);
+  if (status === 'postcopy-paused' && s.errorDesc) info['error-desc'] = s.errorDesc;
   info['setup-time'] = Math.round(s.setupTime);
   info.ram = {
     transferred: s.transferred,
@@ -65,13 +73,13 @@ export function sourceInfo(status: MigrationStatus, s: OutgoingStats, autoConver
     'dirty-pages-rate': s.dirtyPagesRate,
     mbps: s.mbps,
     'dirty-sync-count': s.dirtySyncCount,
-    'postcopy-requests': 0,
+    'postcopy-requests': s.postcopyRequests,
     'page-size': 4096,
     'multifd-bytes': 0,
     'pages-per-second': Math.round(s.pagesPerSecond),
     'precopy-bytes': s.precopyBytes,
     'downtime-bytes': s.downtimeBytes,
-    'postcopy-bytes': 0,
+    'postcopy-bytes': s.postcopyBytes,
     'dirty-sync-missed-zero-copy': 0,
   };
   if (s.throttlePercentage > 0 || autoConverge) info['cpu-throttle-percentage'] = s.throttlePercentage;

@@ -6,7 +6,7 @@
  *
  * Layout: see savevm.ts.
  */
-import { StreamError, type QemuFileReader } from '../stream';
+import { QemuFileReader, StreamError } from '../stream';
 import { VMStateError, vmstateLoad } from '../vmstate';
 import { VMSTATE_CONFIGURATION, type ConfigurationState } from './configuration';
 import { MigrationError, type MigrationErrorCode } from './errors';
@@ -30,8 +30,14 @@ import {
   SECTION_TYPE_NAMES,
 } from './wire';
 
-/** A command arrived (after its length was checked); the payload is `len` bytes. */
-export type CommandHandler = (cmd: number, payload: Uint8Array, position: number) => Promise<void> | void;
+/** A command arrived (after its length was checked); the payload is `len` bytes. 'quit' ends
+ * the loop that read it (QEMU's LOADVM_QUIT: POSTCOPY_RUN ends the package and the main loop). */
+export type CommandHandler = (cmd: number, payload: Uint8Array, position: number) => Promise<void | 'quit'> | void | 'quit';
+
+/** The largest PACKAGED blob accepted: it is read whole before it is parsed, and holds only
+ * device state (a few KiB here). QEMU's only limit is 4 GiB − 1, which lets a hostile sender
+ * force a 4 GiB allocation. */
+export const PACKAGED_MAX = 16 * 1024 * 1024;
 
 export interface LoadVmOptions {
   /** The configuration section follows the header (`send-configuration`, default on). */
@@ -65,13 +71,28 @@ export class LoadVm {
   /** Sender's section id → our entry, learned from START/FULL headers. */
   private readonly byId = new Map<number, SectionEntry>();
   private sawEof = false;
+  private quit = false;
 
   constructor(
-    readonly f: QemuFileReader,
+    private reader: QemuFileReader,
     readonly registry: SectionRegistry,
     readonly config: ConfigurationState,
     readonly opts: LoadVmOptions = {},
   ) {}
+
+  get f(): QemuFileReader {
+    return this.reader;
+  }
+
+  /** Postcopy recovery: go on reading from a new channel (no header: the stream carries on). */
+  useReader(f: QemuFileReader): void {
+    this.reader = f;
+  }
+
+  /** EOF was read. */
+  get ended(): boolean {
+    return this.sawEof;
+  }
 
   /** Reads `n` bytes' worth of buffering or fails naming what was being read. */
   async need(n: number, what: string, section?: string): Promise<void> {
@@ -111,10 +132,11 @@ export class LoadVm {
     }
   }
 
-  /** Sections and commands until EOF. Resolves once EOF was read. */
+  /** Sections and commands until EOF (or a command says quit). */
   async loadMain(): Promise<void> {
     const f = this.f;
-    while (!this.sawEof) {
+    this.quit = false;
+    while (!this.sawEof && !this.quit) {
       await this.need(1, 'a section type');
       const at = f.position;
       const type = f.getU8();
@@ -237,6 +259,27 @@ export class LoadVm {
     if (!this.opts.onCommand) {
       throw new MigrationError('EMIG_COMMAND', `command ${name} not supported here`, { section: 'command', field: name, position: at });
     }
-    await this.opts.onCommand(cmd, payload, at);
+    if ((await this.opts.onCommand(cmd, payload, at)) === 'quit') this.quit = true;
+  }
+
+  /**
+   * PACKAGED (loadvm_handle_cmd_packaged): read the `size` bytes that follow the command whole,
+   * then load them as a nested stream of sections and commands, until a command quits
+   * (POSTCOPY_RUN) or the package ends. Faults during device loading cannot wait on the main
+   * channel, which is why the package travels whole.
+   */
+  async loadPackage(size: number, at: number): Promise<void> {
+    if (size > PACKAGED_MAX) {
+      throw new MigrationError('EMIG_LIMIT', `package of ${size} bytes exceeds ${PACKAGED_MAX}`, { section: 'command', field: 'PACKAGED', position: at });
+    }
+    const blob = new Uint8Array(size);
+    if (!(await this.f.readInto(blob))) {
+      throw new MigrationError('EMIG_TRUNCATED', `stream ended inside a package of ${size} bytes`, { section: 'command', field: 'PACKAGED', position: this.f.position });
+    }
+    const inner = new LoadVm(QemuFileReader.fromBytes(blob), this.registry, this.config, this.opts);
+    await inner.loadMain();
+    if (!inner.quit && !inner.sawEof) {
+      throw new MigrationError('EMIG_COMMAND', 'package ended without POSTCOPY_RUN', { section: 'command', field: 'PACKAGED', position: at });
+    }
   }
 }

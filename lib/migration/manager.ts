@@ -21,6 +21,7 @@ import { IncomingMigration } from './incoming';
 import { sourceInfo, type MigrationInfo } from './info';
 import { MigrationOptions, refusedParameters, type MigrationHostSupport } from './options';
 import { OutgoingMigration } from './outgoing';
+import { postcopyUnsupportedReason } from './postcopy/destination';
 import { MigrationRunState } from './run-state';
 import { isRunning, isTerminal, MigrationState, type MigrationStatus } from './state';
 
@@ -69,7 +70,12 @@ export class MigrationManager extends EventEmitter {
     opts: ManagerOptions = {},
   ) {
     super();
-    this.options = opts.options ?? new MigrationOptions({ globals: machine.type.compat.migration, host: opts.host });
+    this.options =
+      opts.options ??
+      new MigrationOptions({
+        globals: machine.type.compat.migration,
+        host: opts.host ?? { postcopyUnsupportedReason: () => postcopyUnsupportedReason(this.options.params['x-postcopy-placement']) },
+      });
     this.options.bind({
       migrationRunning: () => this.roleNow === 'source' && isRunning(this.state.status),
       incomingStarted: () => this.incomingStarted,
@@ -121,7 +127,12 @@ export class MigrationManager extends EventEmitter {
 
   /** qmp_migrate(): start migrating to `target` (a URI or an address). Resolves once started. */
   async migrate(target: string | MigrationAddress, opts: MigrateOptions = {}): Promise<void> {
-    if (opts.resume) throw refuse('Cannot resume if there is no paused migration');
+    if (opts.resume) {
+      if (!this.outgoing || this.state.status !== 'postcopy-paused') throw refuse('Cannot resume if there is no paused migration');
+      if (this.options.caps['release-ram']) throw refuse('Postcopy recovery is not possible with release-ram: the source has freed the pages it sent');
+      this.outgoing.resume(typeof target === 'string' ? parseAddress(target) : target);
+      return;
+    }
     if (isRunning(this.state.status)) throw refuse("There's a migration process in progress");
     if (this.roleNow === 'destination' || this.machine.runState === 'inmigrate') throw refuse('Guest is waiting for an incoming migration');
     if (this.machine.runState === 'postmigrate') throw refuse('Cannot migrate a guest that has already been migrated away');
@@ -148,7 +159,8 @@ export class MigrationManager extends EventEmitter {
     await Promise.resolve();
   }
 
-  /** migrate_cancel: cancels a running outgoing migration; nothing to do otherwise. */
+  /** migrate_cancel: cancels a running outgoing migration; nothing to do otherwise; refused
+   * once postcopy has handed the guest over. */
   cancel(): void {
     this.outgoing?.cancel();
   }
@@ -159,15 +171,39 @@ export class MigrationManager extends EventEmitter {
     this.outgoing.continueFrom(state);
   }
 
+  /** migrate-start-postcopy (qmp_migrate_start_postcopy). */
   startPostcopy(): void {
-    throw new MigrationError('EMIG_SETTING', 'Enable postcopy with migrate_set_capability before the start of migration');
+    if (!this.options.caps['postcopy-ram']) throw new MigrationError('EMIG_SETTING', 'Enable postcopy with migrate_set_capability before the start of migration');
+    if (this.state.status === 'none' || this.roleNow !== 'source') throw refuse('Postcopy must be started after migration has been started');
+    // Not an error once the migration has finished: that would race with the command.
+    this.outgoing?.startPostcopy();
   }
 
-  recover(): void {
-    throw refuse('Migrate recover can only be run when postcopy is paused.');
+  /** migrate-recover (destination, postcopy-paused): listen on `target` for the new channel. */
+  async recover(target: string | MigrationAddress, opts: { lookupFd?: (name: string) => number | undefined } = {}): Promise<void> {
+    const inc = this.incomingMig;
+    if (this.roleNow !== 'destination' || !inc || this.state.status !== 'postcopy-paused') {
+      throw refuse('Migrate recover can only be run when postcopy is paused.');
+    }
+    const addr = typeof target === 'string' ? parseAddress(target) : target;
+    const listener = await listenAddress(addr, { lookupFd: opts.lookupFd });
+    this.listener = listener;
+    void (async () => {
+      try {
+        inc.recover(await listener.accept());
+        if (this.options.caps['postcopy-preempt']) inc.adoptPreempt(await listener.accept());
+      } catch {
+        /* the listener was closed, or the source gave up: still paused, recover may be retried */
+      } finally {
+        await listener.close().catch(() => undefined);
+      }
+    })();
   }
 
+  /** migrate-pause: break the channels of a postcopy migration so both sides pause. */
   pause(): void {
+    if (this.roleNow === 'source' && this.outgoing) return this.outgoing.pause();
+    if (this.roleNow === 'destination' && this.incomingMig) return this.incomingMig.pauseNow();
     throw refuse('migrate-pause is currently only supported during postcopy-active or postcopy-recover state');
   }
 
@@ -212,9 +248,6 @@ export class MigrationManager extends EventEmitter {
     } catch (e) {
       return this.incomingFailed(e as Error, exitOnError);
     }
-    // Precopy uses one channel: stop accepting (QEMU closes the listener once it has the main
-    // channel, unless more channels are expected).
-    await listener.close().catch(() => {});
     const inc = new IncomingMigration({
       machine: this.machine,
       options: this.options,
@@ -223,7 +256,18 @@ export class MigrationManager extends EventEmitter {
       startPaused: this.startPaused,
     });
     this.incomingMig = inc;
+    // QEMU closes the listener once it has the main channel, unless more channels are expected:
+    // the postcopy preempt channel connects when postcopy starts.
+    if (this.options.caps['postcopy-preempt']) {
+      void listener
+        .accept()
+        .then((ch) => inc.adoptPreempt(ch))
+        .catch(() => undefined);
+    } else {
+      await listener.close().catch(() => {});
+    }
     const r = await inc.run(channel);
+    await listener.close().catch(() => {});
     if (!r.ok) return this.incomingFailed(r.error!, exitOnError);
   }
 
@@ -243,12 +287,28 @@ export class MigrationManager extends EventEmitter {
       const addrs = this.listener?.addresses;
       if (addrs && addrs.length && status !== 'completed') info['socket-address'] = addrs.map((a) => ({ ...a }));
       if (this.lastError && status === 'failed') info['error-desc'] = this.lastError;
+      if (status === 'postcopy-paused' && this.incomingMig?.errorDesc) info['error-desc'] = this.incomingMig.errorDesc;
+      const pc = this.incomingMig?.postcopyFigures();
+      if (pc && this.options.caps['postcopy-blocktime']) Object.assign(info, postcopyInfo(pc));
       return info;
     }
     const out = this.outgoing;
     if (!out) return { status };
     return sourceInfo(status, out.refreshStats(), this.options.caps['auto-converge']);
   }
+}
+
+/** The destination's blocktime members (QEMU fill_destination_postcopy_migration_info). */
+function postcopyInfo(pc: import('./postcopy/shared').PostcopyDestinationStats): MigrationInfo {
+  const ns = (ms: number) => Math.round(ms * 1e6);
+  return {
+    'postcopy-blocktime': Math.round(pc.totalBlocktimeMs),
+    'postcopy-vcpu-blocktime': pc.vcpuBlocktimeMs.map((v) => Math.round(v)),
+    'postcopy-latency': ns(pc.latencyMs),
+    'postcopy-vcpu-latency': pc.vcpuLatencyMs.map(ns),
+    'postcopy-non-vcpu-latency': ns(pc.nonVcpuLatencyMs),
+    'postcopy-latency-dist': pc.histogram,
+  };
 }
 
 function parseAddress(uri: string): MigrationAddress {

@@ -17,17 +17,28 @@ import { RAM_SAVE_FLAG, RAM_SECTION_VERSION, QEMU_VM_SECTION_START } from './wir
 
 const PAGES_PER_WINDOW = WINDOW_SIZE / PAGE_SIZE;
 const FLAG_MASK = PAGE_SIZE - 1;
-/** Header, counted idstr and a page: enough to parse any record synchronously. */
-const MAX_RECORD = 8 + 1 + COUNTED_STRING_MAX + PAGE_SIZE;
 
 interface LoadBlock {
   readonly block: RamBlock;
+  /** index in the loader's block list (postcopy keys pages by it) */
+  readonly index: number;
   readonly bytes: Uint8Array[];
   readonly words32: Int32Array[];
   /** Pages that were holes (never written, so zero) when the block list arrived and have not
    * been written by the stream since: a ZERO record for one needs no work at all. Reading the
    * page to check it would allocate it. */
   holes: Uint32Array | null;
+}
+
+/**
+ * Postcopy on the destination (postcopy/destination.ts): from ADVISE on, every page loaded
+ * is recorded as received; from LISTEN on, pages are placed atomically through the placer
+ * (UFFDIO_COPY / CONTINUE) instead of being copied into RAM, which faulting vCPUs share.
+ */
+export interface RamPostcopy {
+  /** per block (loader order), the received bitmap */
+  readonly received: Int32Array[];
+  placer: { place(block: number, page: number, src: Uint8Array): boolean; zero(block: number, page: number): boolean } | null;
 }
 
 export interface RamLoadCounters {
@@ -60,6 +71,7 @@ export class RamLoader implements LiveHandler {
   private last: LoadBlock | null = null;
   /** Whether the block list (START) has been received. */
   blockListSeen = false;
+  private postcopy: RamPostcopy | null = null;
 
   private readonly pristine: boolean;
   private readonly populate: { block: RamBlock; advance(offset: number): void } | null;
@@ -72,14 +84,33 @@ export class RamLoader implements LiveHandler {
     this.pristine = opts.pristine ?? false;
     this.populate = opts.populate ?? null;
     this.ignoreShared = opts.ignoreShared ?? false;
-    for (const block of blocks) {
+    for (const [index, block] of blocks.entries()) {
       this.byName.set(block.name, {
         block,
+        index,
         bytes: block.windows.map((w) => new Uint8Array(w)),
         words32: block.windows.map((w) => new Int32Array(w)),
         holes: null,
       });
     }
+  }
+
+  /** POSTCOPY_ADVISE: all RAM was just discarded (every page a hole); record what arrives. */
+  startPostcopy(p: RamPostcopy): void {
+    this.postcopy = p;
+    for (const b of this.byName.values()) b.holes = new Uint32Array(Math.ceil(b.block.pages / 32)).fill(0xffffffff);
+  }
+
+  /** POSTCOPY_RAM_DISCARD: these pages are holes again. */
+  discarded(block: RamBlock, firstPage: number, pages: number): void {
+    const b = this.byName.get(block.name);
+    if (!b?.holes) return;
+    for (let p = firstPage; p < firstPage + pages; p++) b.holes[p >>> 5] |= 1 << (p & 31);
+  }
+
+  /** The sender forgets its last block on a postcopy resume; so does the loader. */
+  forgetLastBlock(): void {
+    this.last = null;
   }
 
   async loadState(f: QemuFileReader, versionId: number, sectionType: number): Promise<void> {
@@ -93,7 +124,9 @@ export class RamLoader implements LiveHandler {
       throw new MigrationError('EMIG_RAM', 'RAM pages before the block list', { section: 'ram', position: f.position });
     }
     for (;;) {
-      if (!f.has(MAX_RECORD)) await f.fill(MAX_RECORD);
+      // Wait only for what the next record needs: in postcopy the sender may pause right after
+      // a short section (it waits for the destination), so "a full record's worth" may never come.
+      if (!f.has(8)) await f.fill(8);
       if (!f.has(8)) return this.truncated(f, 'a RAM record header');
       const at = f.position;
       const hi = f.getBe32();
@@ -199,6 +232,11 @@ export class RamLoader implements LiveHandler {
     if (fill !== 0) throw new MigrationError('EMIG_RAM', `Found a zero page with value ${fill}`, { section: 'ram', field: b.block.name, position: at });
     const page = addr / PAGE_SIZE;
     this.counters.duplicate++;
+    const pc = this.postcopy;
+    if (pc) {
+      if (pc.placer) return void pc.placer.zero(b.index, page);
+      pc.received[b.index][page >>> 5] |= 1 << (page & 31);
+    }
     if (b.holes !== null && (b.holes[page >>> 5] & (1 << (page & 31))) !== 0) return;
     const w = Math.floor(page / PAGES_PER_WINDOW);
     const inWin = page - w * PAGES_PER_WINDOW;
@@ -209,6 +247,15 @@ export class RamLoader implements LiveHandler {
 
   private page(f: QemuFileReader, b: LoadBlock, addr: number): void {
     const page = addr / PAGE_SIZE;
+    const pc = this.postcopy;
+    if (pc) {
+      if (pc.placer) {
+        pc.placer.place(b.index, page, f.getBytes(PAGE_SIZE));
+        this.counters.normal++;
+        return;
+      }
+      pc.received[b.index][page >>> 5] |= 1 << (page & 31);
+    }
     if (b.holes !== null) b.holes[page >>> 5] &= ~(1 << (page & 31));
     if (this.populate !== null && b.block === this.populate.block) this.populate.advance(addr);
     const w = Math.floor(page / PAGES_PER_WINDOW);

@@ -12,7 +12,10 @@
  *
  * The migration bitmap (one bit per page, Uint32 words) starts all ones; each sync ORs in the
  * pages the dirty log saw written; each sent page has its bit cleared before its bytes are read,
- * so a store after the sync is caught by the next one. The page path allocates nothing per page:
+ * so a store after the sync is caught by the next one. The bitmap and the per-block dirty
+ * counts live in shared memory and bits are cleared with Atomics: in postcopy the page server
+ * (outgoing/page-server.ts) sends requested pages from another thread, and whoever clears a
+ * bit sends the page, so no page goes twice. The page path allocates nothing per page:
  * zero detection reads an Int32Array over the window, and the bytes are copied into the
  * writer's staging buffer with a native memcpy (QemuFileWriter.putRange).
  */
@@ -23,6 +26,7 @@ import { PAGE_SHIFT, PAGE_SIZE, WINDOW_SIZE } from '../machine/bus';
 import type { QemuFileReader, QemuFileWriter } from '../stream';
 import { MigrationError } from './errors';
 import type { LiveHandler } from './registry';
+import type { PageRing } from './postcopy/shared';
 import { RAM_SAVE_FLAG } from './wire';
 
 const PAGES_PER_WINDOW = WINDOW_SIZE / PAGE_SIZE;
@@ -60,20 +64,34 @@ export function ramBlockIgnored(block: RamBlock, ignoreShared: boolean): boolean
 
 interface BlockState {
   readonly block: RamBlock;
+  /** index in `states`, and in the shared dirty counts */
+  readonly index: number;
   readonly bitmap: Uint32Array;
   readonly words32: Int32Array[];
   readonly bytes: Uint8Array[];
   readonly log: DirtyLog;
-  dirty: number;
   /** Pages that were holes in the backing file when the log started (never written, so
    * zero): sent as ZERO without being read, which would allocate them. A write after that
    * moment is in the dirty log and sends the page again. Cleared bit by bit as pages go. */
   holes: Uint32Array | null;
 }
 
+/** What the postcopy page server needs of the saver's state (postMessage-able). */
+export interface RamSaverShare {
+  blocks: Array<{ name: string; addr: number; size: number; bitmap: Uint32Array; fd: number }>;
+  /** dirty pages per block (Atomics) */
+  dirty: Int32Array;
+}
+
 export class RamSaver implements LiveHandler {
   readonly counters: RamSaveCounters = { normal: 0, duplicate: 0, dirtySyncCount: 0 };
   private states: BlockState[] = [];
+  /** dirty pages per block, shared with the page server */
+  private dirtyCounts = new Int32Array(new SharedArrayBuffer(4));
+  /** postcopy: pages requested by the destination, served before the scan (no preempt) */
+  requests: PageRing | null = null;
+  /** release-ram in postcopy: free each page once it is sent */
+  releaseSent = false;
   private cur = 0;
   private curPage = 0;
   private lastBlock: BlockState | null = null;
@@ -91,7 +109,7 @@ export class RamSaver implements LiveHandler {
   /** Dirty pages left to send. */
   get dirtyPages(): number {
     let n = 0;
-    for (const s of this.states) n += s.dirty;
+    for (let i = 0; i < this.states.length; i++) n += Atomics.load(this.dirtyCounts, i);
     return n;
   }
 
@@ -107,17 +125,20 @@ export class RamSaver implements LiveHandler {
   }
 
   saveSetup(f: QemuFileWriter): void {
-    this.states = this.blocks.filter((b) => !this.ignored(b)).map((block) => {
-      const bitmap = new Uint32Array(bitmapWords(block.pages)).fill(0xffffffff);
+    const sent = this.blocks.filter((b) => !this.ignored(b));
+    this.dirtyCounts = new Int32Array(new SharedArrayBuffer(4 * Math.max(1, sent.length)));
+    this.states = sent.map((block, index) => {
+      const bitmap = new Uint32Array(new SharedArrayBuffer(4 * bitmapWords(block.pages))).fill(0xffffffff);
       const tail = block.pages & 31;
       if (tail) bitmap[bitmap.length - 1] = (2 ** tail - 1) >>> 0;
+      this.dirtyCounts[index] = block.pages;
       return {
         block,
+        index,
         bitmap,
         words32: block.windows.map((w) => new Int32Array(w)),
         bytes: block.windows.map((w) => new Uint8Array(w)),
         log: this.opts.makeLog(block),
-        dirty: block.pages,
         holes: null as Uint32Array | null,
       };
     });
@@ -148,7 +169,7 @@ export class RamSaver implements LiveHandler {
     let added = 0;
     for (const s of this.states) {
       const n = s.log.sync(s.bitmap);
-      s.dirty += n;
+      Atomics.add(this.dirtyCounts, s.index, n);
       added += n;
     }
     this.counters.dirtySyncCount++;
@@ -211,16 +232,18 @@ export class RamSaver implements LiveHandler {
     return Promise.reject(new MigrationError('EMIG_STATE', 'RamSaver cannot load'));
   }
 
-  /** Find the next dirty page from the scan position, wrapping once; send it. */
+  /** Pages the destination asked for first (postcopy without preempt), then the next dirty page
+   * from the scan position, wrapping once; send it. */
   private sendNext(f: QemuFileWriter): boolean {
+    if (this.requests !== null && this.requests.pending && this.serveRequests(f)) return true;
     const n = this.states.length;
     for (let tries = 0; tries <= n; tries++) {
       const s = this.states[this.cur];
-      if (s.dirty > 0) {
+      if (Atomics.load(this.dirtyCounts, s.index) > 0) {
         const page = nextSetBit(s.bitmap, this.curPage, s.block.pages);
         if (page >= 0) {
           this.curPage = page + 1;
-          this.sendPage(f, s, page);
+          if (this.claim(s, page)) this.sendPage(f, s, page);
           return true;
         }
       }
@@ -230,9 +253,32 @@ export class RamSaver implements LiveHandler {
     return false;
   }
 
+  /** Clear a page's dirty bit; true if it was set (the clearer sends the page). */
+  private claim(s: BlockState, page: number): boolean {
+    const m = 1 << (page & 31);
+    if ((Atomics.and(s.bitmap, page >>> 5, ~m) & m) === 0) return false;
+    Atomics.sub(this.dirtyCounts, s.index, 1);
+    return true;
+  }
+
+  /** Requested pages that are still dirty; the scan goes on right after the last one
+   * (QEMU: locality — a fault is often followed by its neighbours). */
+  private serveRequests(f: QemuFileWriter): boolean {
+    let any = false;
+    this.requests!.drain((key) => {
+      const bi = Math.floor(key / 2 ** 40);
+      const page = key - bi * 2 ** 40;
+      const s = this.states[bi];
+      if (!s || page >= s.block.pages || !this.claim(s, page)) return;
+      this.sendPage(f, s, page);
+      this.cur = bi;
+      this.curPage = page + 1;
+      any = true;
+    });
+    return any;
+  }
+
   private sendPage(f: QemuFileWriter, s: BlockState, page: number): void {
-    s.bitmap[page >>> 5] &= ~(1 << (page & 31));
-    s.dirty--;
     const w = Math.floor(page / PAGES_PER_WINDOW);
     const inWin = page - w * PAGES_PER_WINDOW;
     const cont = this.lastBlock === s ? RAM_SAVE_FLAG.CONTINUE : 0;
@@ -251,6 +297,77 @@ export class RamSaver implements LiveHandler {
       this.counters.normal++;
     }
     this.lastBlock = s;
+    // The bytes are in the writer's staging buffer now (putRange copies): the page may go.
+    if (this.releaseSent) s.block.mapping.punchHole(offset, PAGE_SIZE);
+  }
+
+  /* ---- postcopy ---- */
+
+  /** The shared state the page server works on. */
+  share(): RamSaverShare {
+    return {
+      blocks: this.states.map((s) => ({ name: s.block.name, addr: s.block.mapping.addr, size: s.block.size, bitmap: s.bitmap, fd: s.block.fd })),
+      dirty: this.dirtyCounts,
+    };
+  }
+
+  /** Dirty runs of each block as byte ranges (ram_postcopy_send_discard_bitmap). */
+  discardRanges(): Array<{ block: string; ranges: Array<{ start: number; length: number }> }> {
+    return this.states.map((s) => {
+      const ranges: Array<{ start: number; length: number }> = [];
+      for (let p = nextSetBit(s.bitmap, 0, s.block.pages); p >= 0; ) {
+        let end = p + 1;
+        while (end < s.block.pages && (s.bitmap[end >>> 5] & (1 << (end & 31))) !== 0) end++;
+        ranges.push({ start: p * PAGE_SIZE, length: (end - p) * PAGE_SIZE });
+        p = nextSetBit(s.bitmap, end, s.block.pages);
+      }
+      return { block: s.block.name, ranges };
+    });
+  }
+
+  /** release-ram at the postcopy switchover (ram_postcopy_migrated_memory_release): every page
+   * already sent and clean is the destination's now. */
+  releaseClean(): void {
+    for (const s of this.states) {
+      let p = 0;
+      while (p < s.block.pages) {
+        while (p < s.block.pages && (s.bitmap[p >>> 5] & (1 << (p & 31))) !== 0) p++;
+        const start = p;
+        while (p < s.block.pages && (s.bitmap[p >>> 5] & (1 << (p & 31))) === 0) p++;
+        if (p > start) s.block.mapping.punchHole(start * PAGE_SIZE, (p - start) * PAGE_SIZE);
+      }
+    }
+  }
+
+  /** Recovery: what the destination has not received is dirty (QEMU inverts the received
+   * bitmap it gets with RECV_BITMAP); the scan and the last block start over. `received` is in
+   * the wire's order: page i = byte i/8, bit i%8. */
+  applyReceived(block: string, received: Uint8Array): void {
+    const s = this.states.find((x) => x.block.name === block);
+    if (!s) throw new MigrationError('EMIG_RETURN_PATH', `RECV_BITMAP for unknown block '${block}'`, { section: 'return-path' });
+    let dirty = 0;
+    for (let w = 0; w < s.bitmap.length; w++) {
+      let v = 0;
+      for (let b = 0; b < 4; b++) v |= (~received[w * 4 + b] & 0xff) << (8 * b);
+      Atomics.store(s.bitmap, w, v >>> 0);
+    }
+    const tail = s.block.pages & 31;
+    if (tail) Atomics.and(s.bitmap, s.bitmap.length - 1, (2 ** tail - 1) >>> 0);
+    for (let p = nextSetBit(s.bitmap, 0, s.block.pages); p >= 0; p = nextSetBit(s.bitmap, p + 1, s.block.pages)) dirty++;
+    Atomics.store(this.dirtyCounts, s.index, dirty);
+    this.resetScan();
+  }
+
+  /** Start the scan again from the first block and name the block in the next record. */
+  resetScan(): void {
+    this.cur = 0;
+    this.curPage = 0;
+    this.lastBlock = null;
+  }
+
+  /** Index of a block among the ones sent, or -1. */
+  blockIndex(name: string): number {
+    return this.states.findIndex((s) => s.block.name === name);
   }
 }
 

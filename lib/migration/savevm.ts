@@ -77,11 +77,20 @@ export class SaveVm {
   private configurationDesc: VmdescNode | null = null;
 
   constructor(
-    readonly f: QemuFileWriter,
+    private writer: QemuFileWriter,
     readonly registry: SectionRegistry,
     readonly config: ConfigurationState,
     readonly format: StreamFormat = DEFAULT_STREAM_FORMAT,
   ) {}
+
+  get f(): QemuFileWriter {
+    return this.writer;
+  }
+
+  /** Postcopy recovery: go on writing on a new channel (no header: the stream carries on). */
+  useWriter(f: QemuFileWriter): void {
+    this.writer = f;
+  }
 
   /** Magic, version and the configuration section. */
   writeHeader(): void {
@@ -133,9 +142,10 @@ export class SaveVm {
     return n;
   }
 
-  /** SWITCHOVER_START (unless turned off), then END sections (the VM is stopped). */
-  async complete(): Promise<void> {
-    if (this.format.sendSwitchoverStart) this.command(MIG_CMD.SWITCHOVER_START);
+  /** SWITCHOVER_START (unless turned off, or already sent when postcopy began), then END
+   * sections (the VM is stopped). */
+  async complete(switchoverStart = true): Promise<void> {
+    if (switchoverStart && this.format.sendSwitchoverStart) this.command(MIG_CMD.SWITCHOVER_START);
     for (const e of this.registry.liveEntries) {
       writeSectionHeader(this.f, QEMU_VM_SECTION_END, e);
       await e.live!.saveComplete(this.f);

@@ -57,8 +57,8 @@ export class ManagerMigrationBackend implements MigrationBackend {
     this.manager.startPostcopy();
   }
 
-  recover(): void {
-    this.manager.recover();
+  async recover(uri: string, ctx: CommandContext): Promise<void> {
+    await this.manager.recover(uri, { lookupFd: (n) => ctx.fds.take(n) });
   }
 
   pause(): void {

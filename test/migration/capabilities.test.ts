@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { VirtMachine } from '../../lib/machine/virt';
 import {
-  CAPABILITY_SUPPORT, IncomingMigration, MIGRATION_CAPABILITIES, MigrationError, MigrationOptions, MigrationRunState,
+  CAPABILITY_SUPPORT, IncomingMigration, MIGRATION_CAPABILITIES, MigrationError, MigrationManager, MigrationOptions, MigrationRunState,
   MigrationState, OutgoingMigration, type MigrationCapabilityName, type MigrationGlobals, type MigrationStatus,
 } from '../../lib/migration';
 import { analyzeStream, bytesInput, type StreamRecord } from '../../lib/migration/analyze';
@@ -106,6 +106,50 @@ async function migrate(src: Side, dst: Side, opts: { onStatus?: (s: MigrationSta
   }
 }
 
+interface PostcopyOutcome {
+  statuses: MigrationStatus[];
+  src: ReturnType<MigrationManager['query']>;
+  dst: ReturnType<MigrationManager['query']>;
+  /** pages the destination's fault worker placed from the preempt channel */
+  preemptPages: number;
+  /** bytes of the source's RAM still allocated after the migration */
+  srcRamAllocated: number;
+}
+
+/** A postcopy migration between two machines in this process over a unix socket. */
+async function postcopy(caps: Partial<Record<MigrationCapabilityName, boolean>>): Promise<PostcopyOutcome> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'livemig-pc-'));
+  const sm = await VirtMachine.create({ memSize: 16 * MiB, smp: 1, kernel: fs.readFileSync(guest('ab')), append: 'size=4M' });
+  const dm = await VirtMachine.create({ memSize: 16 * MiB, smp: 1 });
+  try {
+    sm.cont();
+    await new Promise((r) => setTimeout(r, 200));
+    const src = new MigrationManager(sm);
+    const dst = new MigrationManager(dm);
+    const list = Object.entries({ 'postcopy-ram': true, ...caps }).map(([c, state]) => ({ capability: c as MigrationCapabilityName, state: !!state }));
+    for (const m of [src, dst]) m.options.setCapabilities(list);
+    src.options.setParameters({ 'max-bandwidth': 0, 'max-postcopy-bandwidth': 4 * MiB });
+    dst.expectIncoming();
+    const sock = path.join(dir, 'mig.sock');
+    await dst.incoming(`unix:${sock}`, { exitOnError: false });
+    const statuses: MigrationStatus[] = [];
+    src.on('status', (s: MigrationStatus) => statuses.push(s));
+    await src.migrate(`unix:${sock}`);
+    src.startPostcopy();
+    expect(await src.done()).toBe('completed');
+    expect(await dst.done()).toBe('completed');
+    const figures = (dst as unknown as { incomingMig: { postcopyFigures(): { preemptPages: number } | null } }).incomingMig.postcopyFigures();
+    const ext = sm.ram.mapping.dataExtents();
+    let allocated = 0;
+    for (let i = 0; i < ext.length; i += 2) allocated += ext[i + 1] - ext[i];
+    return { statuses, src: src.query(), dst: dst.query(), preemptPages: figures?.preemptPages ?? 0, srcRamAllocated: allocated };
+  } finally {
+    await sm.destroy();
+    await dm.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const commands = (o: Outcome) => o.records.filter((r) => r.kind === 'command').map((r) => r.name);
 const sections = (o: Outcome) => o.records.filter((r) => r.kind === 'full').map((r) => r.idstr);
 
@@ -181,6 +225,32 @@ const PROBES: Partial<Record<MigrationCapabilityName, () => Promise<void>>> = {
       }
     }
     expect(throttled).toEqual([20, 30]);
+  },
+  async 'postcopy-ram'() {
+    const on = await postcopy({});
+    expect(on.statuses).toEqual(['setup', 'active', 'device', 'postcopy-device', 'postcopy-active', 'completed']);
+    expect(on.src.ram!['postcopy-bytes']).toBeGreaterThan(0);
+    const off = await migrate({}, {});
+    expect(off.srcStatuses).not.toContain('postcopy-active');
+  },
+  async 'postcopy-preempt'() {
+    const on = await postcopy({ 'postcopy-preempt': true });
+    expect(on.src.ram!['postcopy-requests']).toBeGreaterThan(0);
+    expect(on.preemptPages).toBeGreaterThan(0);
+    expect((await postcopy({})).preemptPages).toBe(0);
+  },
+  async 'postcopy-blocktime'() {
+    const on = await postcopy({ 'postcopy-blocktime': true });
+    expect(on.dst['postcopy-vcpu-blocktime']).toHaveLength(1);
+    expect(on.dst['postcopy-latency-dist']).toHaveLength(24);
+    expect((await postcopy({})).dst['postcopy-blocktime']).toBeUndefined();
+  },
+  async 'release-ram'() {
+    const on = await postcopy({ 'release-ram': true });
+    const off = await postcopy({});
+    // Every page the destination has is freed on the source as it goes.
+    expect(on.srcRamAllocated).toBe(0);
+    expect(off.srcRamAllocated).toBeGreaterThan(4 * MiB);
   },
   async events() {
     for (const on of [false, true]) {

@@ -131,7 +131,7 @@ describe('query-migrate-parameters / -capabilities', () => {
       'tls-authz', 'max-bandwidth', 'avail-switchover-bandwidth', 'downtime-limit', 'x-checkpoint-delay',
       'multifd-channels', 'xbzrle-cache-size', 'max-postcopy-bandwidth', 'max-cpu-throttle', 'multifd-compression',
       'multifd-zlib-level', 'multifd-qatzip-level', 'multifd-zstd-level', 'x-vcpu-dirty-limit-period',
-      'vcpu-dirty-limit', 'mode', 'zero-page-detection', 'direct-io', 'cpr-exec-command',
+      'vcpu-dirty-limit', 'mode', 'zero-page-detection', 'direct-io', 'cpr-exec-command', 'x-postcopy-placement',
     ]);
     expect(p).toMatchObject({
       'announce-initial': 50, 'announce-max': 550, 'announce-rounds': 5, 'announce-step': 100,
@@ -139,7 +139,7 @@ describe('query-migrate-parameters / -capabilities', () => {
       'max-cpu-throttle': 99, 'max-bandwidth': 134217728, 'downtime-limit': 300, 'x-checkpoint-delay': 20000,
       'multifd-channels': 2, 'xbzrle-cache-size': 67108864, 'max-postcopy-bandwidth': 0,
       'multifd-compression': 'none', mode: 'normal', 'zero-page-detection': 'multifd', 'direct-io': false,
-      'vcpu-dirty-limit': 1, 'x-vcpu-dirty-limit-period': 1000, 'cpr-exec-command': [],
+      'vcpu-dirty-limit': 1, 'x-vcpu-dirty-limit-period': 1000, 'cpr-exec-command': [], 'x-postcopy-placement': 'copy',
     });
   });
 

@@ -60,6 +60,8 @@ export interface MigrationParameters {
   'zero-page-detection': ZeroPageDetection;
   'direct-io': boolean;
   'cpr-exec-command': string[];
+  /** livemig's own: how a postcopy destination places pages (postcopy/placement.ts) */
+  'x-postcopy-placement': 'copy' | 'minor';
 }
 
 export type MigrationParameterName = keyof MigrationParameters;
@@ -110,6 +112,7 @@ export function defaultParameters(): MigrationParameters {
     'zero-page-detection': 'multifd',
     'direct-io': false,
     'cpr-exec-command': [],
+    'x-postcopy-placement': 'copy',
   };
 }
 

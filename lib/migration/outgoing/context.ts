@@ -15,7 +15,8 @@ import type { SaveVm } from '../savevm';
 import type { MigrationState } from '../state';
 import type { Throttle } from '../throttle';
 import type { SwitchoverEstimator } from './estimator';
-import type { ReturnPathReader } from './return-path';
+import type { PageServerClient } from './page-server-client';
+import type { ReturnPath } from './return-path';
 
 export interface OutgoingDeps {
   machine: VirtMachine;
@@ -47,6 +48,8 @@ export interface OutgoingStats {
   pagesPerSecond: number;
   precopyBytes: number;
   downtimeBytes: number;
+  postcopyBytes: number;
+  postcopyRequests: number;
   throttlePercentage: number;
   errorDesc?: string;
 }
@@ -60,7 +63,7 @@ export class OutgoingContext {
   sv: SaveVm | null = null;
   estimator: SwitchoverEstimator | null = null;
   throttle: Throttle | null = null;
-  rp: ReturnPathReader | null = null;
+  rp: ReturnPath | null = null;
   cancelled = false;
   /** switchover-ack: the destination said it may switch over. */
   switchoverAcked = false;
@@ -69,6 +72,24 @@ export class OutgoingContext {
   bytesAtStop = 0;
   /** Resolves a pre-switchover pause (migrate-continue or cancel). */
   continueResolve: (() => void) | null = null;
+  /** Where the main channel goes (the preempt channel connects there too). */
+  addr: MigrationAddress | null = null;
+  /** postcopy: the return-path thread that also serves page requests */
+  pageServer: PageServerClient | null = null;
+  /** migrate-start-postcopy was asked */
+  startPostcopy = false;
+  /** stream position when postcopy began (postcopy-bytes counts from here) */
+  postcopyStartBytes = -1;
+  /** bytes written on main channels that a recovery replaced */
+  bytesBeforeRecovery = 0;
+  /** postcopy-paused: resolved by `migrate resume=true` with the new address */
+  resumeWith: ((addr: MigrationAddress) => void) | null = null;
+  /** recovery: the blocks whose received bitmap is awaited */
+  recoveryBitmaps: Map<string, () => void> | null = null;
+  /** recovery: resolved by RESUME_ACK */
+  resumeAcked: (() => void) | null = null;
+  /** the destination may run the guest: from here on the source guest must never run again */
+  destinationRuns = false;
   readonly cleanups: Array<() => void> = [];
 
   constructor(readonly deps: OutgoingDeps) {
@@ -90,6 +111,8 @@ export class OutgoingContext {
       pagesPerSecond: 0,
       precopyBytes: 0,
       downtimeBytes: 0,
+      postcopyBytes: 0,
+      postcopyRequests: 0,
       throttlePercentage: 0,
     };
   }

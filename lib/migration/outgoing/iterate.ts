@@ -19,13 +19,18 @@ export function canSwitchover(ctx: OutgoingContext): boolean {
   return ctx.switchoverAcked;
 }
 
-export async function iteratePhase(ctx: OutgoingContext): Promise<void> {
+/** Iterate until the migration can complete by precopy ('complete') or, once
+ * migrate-start-postcopy was asked, switch to postcopy ('postcopy'): everything in RAM can
+ * follow in postcopy, so nothing has to fit under the threshold first (QEMU's must_precopy is
+ * zero for RAM). Precopy still wins when it can finish right now. */
+export async function iteratePhase(ctx: OutgoingContext): Promise<'complete' | 'postcopy'> {
   const sv = ctx.sv!;
   const f = ctx.f!;
   const est = ctx.estimator!;
   for (;;) {
     ctx.checkCancel();
-    if (sv.pending(false) === 0 && est.fits(sv.pending(true)) && canSwitchover(ctx)) return;
+    if (sv.pending(false) === 0 && est.fits(sv.pending(true)) && canSwitchover(ctx)) return 'complete';
+    if (ctx.startPostcopy && canSwitchover(ctx)) return 'postcopy';
     await sv.iterate();
     if (f.needsDrain) await f.drain();
     if (f.rateLimitExceeded()) await f.waitRateLimit();

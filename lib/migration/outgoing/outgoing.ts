@@ -2,13 +2,17 @@
  * An outgoing migration (QEMU migration/migration.c migration_thread), run through its phases:
  *
  *   setup.ts     connect, header, return path, START sections        status setup → active
- *   iterate.ts   PART sections until the dirty set fits the threshold
+ *   iterate.ts   PART sections until the dirty set fits the threshold, or postcopy is asked
  *   complete.ts  stop, END + FULL sections, EOF, SHUT             → [pre-switchover →] device
  *                                                                   → completed
+ *   postcopy.ts  stop, discards, device package, then pages on demand and in the background
+ *                  → device → postcopy-device → postcopy-active → completed
+ *   recovery.ts  postcopy-paused ⇄ postcopy-recover-setup → postcopy-recover → postcopy-active
  *
- * Any failure or cancel before completion leaves the source guest as it was: running again
- * if it was running (QEMU migration_iteration_finish / migrate_fd_cleanup), and the status
- * failed (with error-desc) or cancelled.
+ * Any failure or cancel before the destination may run the guest leaves the source guest as
+ * it was: running again if it was running (QEMU migration_iteration_finish /
+ * migrate_fd_cleanup), and the status failed (with error-desc) or cancelled. Once postcopy has
+ * handed the guest over, failures pause instead and cancel is refused.
  */
 import type { MigrationAddress } from '../../transport/uri';
 import { MigrationError } from '../errors';
@@ -16,6 +20,9 @@ import type { MigrationStatus } from '../state';
 import { completePrecopy } from './complete';
 import { OutgoingContext, type OutgoingDeps, type OutgoingStats } from './context';
 import { iteratePhase } from './iterate';
+import { inPostcopy, postcopyRun, postcopyStart } from './postcopy';
+import { pauseAndRecover } from './recovery';
+import { abortChannel } from '../postcopy/shared';
 import { setupPhase } from './setup';
 
 export class OutgoingMigration {
@@ -40,17 +47,24 @@ export class OutgoingMigration {
     const wasRunning = vm.running;
     try {
       await setupPhase(ctx, addr);
-      await iteratePhase(ctx);
-      await completePrecopy(ctx);
+      if ((await iteratePhase(ctx)) === 'postcopy') {
+        await postcopyStart(ctx);
+        ctx.destinationRuns = true;
+        await postcopyRun(ctx, pauseAndRecover);
+      } else {
+        await completePrecopy(ctx);
+      }
       vm.outgoingCompleted();
     } catch (e) {
       ctx.stats.errorDesc = e instanceof Error ? e.message : String(e);
-      ctx.channel?.destroy(e instanceof Error ? e : undefined);
+      abortChannel(ctx.channel, e instanceof Error ? e : undefined);
       if (ctx.cancelled) state.cas('cancelling', 'cancelled') || state.reset('cancelled');
       else state.reset('failed');
-      vm.outgoingFailed(wasRunning);
+      // Once the destination may run the guest, this one must stay stopped.
+      if (!ctx.destinationRuns) vm.outgoingFailed(wasRunning);
     } finally {
       ctx.throttle?.stop();
+      await ctx.pageServer?.stop();
       ctx.saver?.saveCleanup();
       for (const c of ctx.cleanups.splice(0)) c();
       this.refreshStats();
@@ -61,6 +75,8 @@ export class OutgoingMigration {
   /** migrate_cancel: true if there was something to cancel. */
   cancel(): boolean {
     const ctx = this.ctx;
+    // QEMU: once postcopy started the source cannot take the guest back.
+    if (inPostcopy(ctx.state.status)) throw new MigrationError('EMIG_STATE', 'Postcopy migration in progress, cannot cancel.');
     for (const from of ['setup', 'active', 'pre-switchover', 'device'] as const) {
       if (ctx.state.cas(from, 'cancelling')) {
         ctx.cancelled = true;
@@ -70,6 +86,32 @@ export class OutgoingMigration {
       }
     }
     return false;
+  }
+
+  /** migrate-start-postcopy: switch to postcopy as soon as the iteration allows. */
+  startPostcopy(): void {
+    this.ctx.startPostcopy = true;
+  }
+
+  /** migrate resume=true: recover a paused postcopy over a new channel to `addr`. */
+  resume(addr: MigrationAddress): void {
+    const ctx = this.ctx;
+    if (ctx.state.status !== 'postcopy-paused' || !ctx.resumeWith) throw new MigrationError('EMIG_STATE', 'Cannot resume if there is no paused migration');
+    ctx.resumeWith(addr);
+  }
+
+  /** migrate-pause: break the channel so both sides pause (postcopy-active or -recover). */
+  pause(): void {
+    const ctx = this.ctx;
+    const s = ctx.state.status;
+    if (s !== 'postcopy-active' && s !== 'postcopy-recover') {
+      throw new MigrationError('EMIG_STATE', 'migrate-pause is currently only supported during postcopy-active or postcopy-recover state');
+    }
+    abortChannel(ctx.channel, new MigrationError('EMIG_PEER', 'migration paused (migrate-pause)'));
+  }
+
+  get postcopyRequests(): number {
+    return this.ctx.pageServer?.requestCount ?? 0;
   }
 
   /** migrate-continue from pre-switchover. */
@@ -87,13 +129,17 @@ export class OutgoingMigration {
     const s = ctx.stats;
     const c = ctx.saver?.counters;
     const status = ctx.state.status;
-    s.transferred = ctx.f?.position ?? 0;
+    // Every channel counts, as QEMU's transferred does: the main stream (over all its
+    // recoveries) and the preempt channel.
+    s.transferred = (ctx.f?.position ?? 0) + ctx.bytesBeforeRecovery + (ctx.pageServer?.preemptBytes ?? 0);
     s.remaining = status === 'completed' ? 0 : (ctx.saver?.dirtyPages ?? 0) * 4096;
     s.total = ctx.saver?.totalBytes ?? ctx.deps.machine.ramBlocks.reduce((n, b) => n + b.size, 0);
     s.duplicate = c?.duplicate ?? 0;
-    s.normal = c?.normal ?? 0;
+    s.normal = (c?.normal ?? 0) + (ctx.pageServer?.preemptPages ?? 0);
     s.throttlePercentage = ctx.throttle?.percentage ?? 0;
     if (ctx.stopTime === 0) s.precopyBytes = s.transferred;
+    if (ctx.postcopyStartBytes >= 0) s.postcopyBytes = s.transferred - ctx.postcopyStartBytes;
+    s.postcopyRequests = ctx.pageServer?.requestCount ?? 0;
     if (status === 'completed') s.dirtyPagesRate = 0;
     if (!['completed', 'failed', 'cancelled'].includes(status)) s.totalTime = ctx.now() - s.startTime;
     return s;

@@ -15,11 +15,22 @@ import { MigrationError } from '../errors';
 import { be32At, readRpMessage, type RpMessage } from '../return-path';
 import { MIG_RP_MSG } from '../wire';
 
-export type RpHandler = (msg: RpMessage, rp: QemuFileReader) => void | Promise<void>;
+export type RpHandler = (msg: RpMessage) => void | Promise<void>;
+
+/** What the outgoing migration needs of its return path, whichever thread reads it (this
+ * reader on the main thread, or the postcopy page server's forwarding, page-server-client.ts). */
+export interface ReturnPath {
+  /** The status the destination reported in SHUT; rejects if the return path broke first. */
+  readonly shut: Promise<number>;
+  /** Resolves once a PONG with `value` has arrived. */
+  pong(value: number): Promise<void>;
+  /** Route messages of `type` to `handler`. */
+  on(type: number, handler: RpHandler): void;
+}
 
 const NAMES = Object.fromEntries(Object.entries(MIG_RP_MSG).map(([k, v]) => [v, k])) as Record<number, string>;
 
-export class ReturnPathReader {
+export class ReturnPathReader implements ReturnPath {
   /** The status the destination reported in SHUT. Rejects if the return path broke first. */
   readonly shut: Promise<number>;
   private readonly handlers = new Map<number, RpHandler>();
@@ -67,7 +78,7 @@ export class ReturnPathReader {
         if (!h) {
           throw new MigrationError('EMIG_RETURN_PATH', `unexpected return-path message ${NAMES[msg.type] ?? msg.type}`, { section: 'return-path' });
         }
-        await h(msg, this.rp);
+        await h(msg);
       }
     } catch (e) {
       this.rejectShut(e instanceof Error ? e : new Error(String(e)));

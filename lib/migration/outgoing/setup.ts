@@ -11,9 +11,13 @@ import { RamSaver } from '../ram-save';
 import { SaveVm } from '../savevm';
 import { configurationFor, globalStateFor, machineRegistry, streamFormat } from '../sections';
 import { Throttle } from '../throttle';
+import { MigrationError } from '../errors';
+import { encodeAdvise } from '../postcopy/wire';
 import { MIG_CMD, MIG_RP_MSG } from '../wire';
 import type { OutgoingContext } from './context';
 import { SwitchoverEstimator } from './estimator';
+import { PageServerClient } from './page-server-client';
+import { registerRecoveryHandlers } from './recovery';
 import { ReturnPathReader } from './return-path';
 
 /** LIVEMIG_DEBUG_MIGRATION=1: one stderr line per dirty sync (pass, dirty pages, rates). */
@@ -23,6 +27,7 @@ export async function setupPhase(ctx: OutgoingContext, addr: MigrationAddress): 
   const { machine, state } = ctx.deps;
   const options = ctx.options;
   state.reset('setup');
+  ctx.addr = addr;
   const channel = await ctx.deps.connect(addr);
   ctx.channel = channel;
   ctx.checkCancel();
@@ -57,18 +62,36 @@ export async function setupPhase(ctx: OutgoingContext, addr: MigrationAddress): 
   const sv = new SaveVm(f, machineRegistry(machine, saver, globalStateFor(() => runStateAtStart), options), configurationFor(machine, options), streamFormat(options));
   ctx.sv = sv;
 
+  const postcopy = options.caps['postcopy-ram'];
+  if (postcopy && channel.fd === undefined) {
+    throw new MigrationError('EMIG_SETTING', 'postcopy-ram needs a socket transport (unix:, tcp:, or fd: of a socket)');
+  }
   sv.writeHeader();
-  if (options.caps['return-path'] || options.caps['postcopy-ram']) {
+  if (options.caps['return-path'] || postcopy) {
     sv.command(MIG_CMD.OPEN_RETURN_PATH);
     sv.ping(1);
+  }
+  // QEMU: ADVISE before the RAM block list (it decides how the list is read).
+  if (postcopy) sv.command(MIG_CMD.POSTCOPY_ADVISE, encodeAdvise(4096, 4096));
+  if (options.caps['return-path'] && !postcopy) {
     const rp = new ReturnPathReader(new QemuFileReader(channel));
-    rp.on(MIG_RP_MSG.SWITCHOVER_ACK, () => {
-      ctx.switchoverAcked = true;
-    });
     ctx.rp = rp;
     void rp.run();
   }
   await sv.setup();
+  if (postcopy) {
+    // Postcopy reads the return path on its own thread (page-server.ts), which needs the
+    // migration bitmap: made by the RAM START above. Nothing the destination sent meanwhile is
+    // lost; it waits in the socket.
+    const server = new PageServerClient(channel.fd!, saver.share(), options.caps['release-ram']);
+    ctx.pageServer = server;
+    ctx.rp = server;
+    saver.requests = server.requests;
+    registerRecoveryHandlers(ctx);
+  }
+  ctx.rp?.on(MIG_RP_MSG.SWITCHOVER_ACK, () => {
+    ctx.switchoverAcked = true;
+  });
   await f.drain();
   ctx.checkCancel();
   ctx.stats.setupTime = ctx.now() - ctx.stats.startTime;

@@ -108,6 +108,11 @@ export const MigrationParameters = struct(
     'zero-page-detection': opt(ZeroPageDetection, 'Whether and how to detect zero pages'),
     'direct-io': opt(bool, 'Open migration files with O_DIRECT when possible'),
     'cpr-exec-command': opt(list(str), 'Command to start the new QEMU in cpr-exec mode'),
+    'x-postcopy-placement': opt(
+      enumType('PostcopyPlacement', ['copy', 'minor'] as const, 'How a postcopy destination places pages'),
+      'UFFDIO_COPY (copy) or write through a second mapping and UFFDIO_CONTINUE (minor)',
+      ['unstable'],
+    ),
   },
   'Migration parameters.',
 );

@@ -1,0 +1,212 @@
+/**
+ * Postcopy between real livemig processes, on real userfaultfd faults, in the spirit of QEMU's
+ * postcopy qtests: plain, after a precopy pass, with the preempt channel, recovery after the
+ * channel is killed (also twice, and with preempt), cancel refused once the guest runs on the
+ * destination, and a destination lost before the switchover (the source resumes). Each
+ * destination's RAM is checked with the ab guest's A/B invariant, and the guest must keep
+ * printing there.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { checkAb } from '../../guests/ram-check';
+import { tmpdir } from './helpers';
+import { sleep, stopAll, Vm } from './vm';
+
+const MEM = 64 * 2 ** 20;
+const AB = { guest: 'ab', mem: '64M', smp: 2, append: 'size=16M seed=7' };
+
+async function abRamOk(vm: Vm, dir: string): Promise<void> {
+  await vm.qmp.execute('stop');
+  const file = path.join(dir, `${vm.name}-ram.bin`);
+  await vm.qmp.execute('pmemsave', { val: 0x8000_0000, size: MEM, filename: file });
+  const r = checkAb(fs.readFileSync(file));
+  expect(r.errors).toEqual([]);
+  expect(r.ok).toBe(true);
+}
+
+/** A relay between source and destination that the test can cut. */
+class Relay {
+  private readonly server: net.Server;
+  private readonly socks = new Set<net.Socket>();
+
+  constructor(
+    readonly path: string,
+    target: string,
+  ) {
+    this.server = net.createServer((a) => {
+      const b = net.connect(target);
+      for (const s of [a, b]) {
+        this.socks.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => this.socks.delete(s));
+      }
+      a.pipe(b);
+      b.pipe(a);
+    });
+  }
+
+  listen(): Promise<void> {
+    return new Promise((r) => this.server.listen(this.path, r));
+  }
+
+  /** Every connection dies at once, as a broken network would kill them. */
+  cut(): void {
+    for (const s of this.socks) s.destroy();
+  }
+
+  close(): void {
+    this.cut();
+    this.server.close();
+  }
+}
+
+async function pair(dir: string, caps: Record<string, boolean>, incoming: string): Promise<[Vm, Vm]> {
+  const src = await new Vm(dir, 'src', AB).connect();
+  const dst = await new Vm(dir, 'dst', { ...AB, extra: ['-incoming', 'defer'] }).connect();
+  for (const v of [src, dst]) await v.setCaps({ events: true, 'postcopy-ram': true, ...caps });
+  await dst.qmp.execute('migrate-incoming', { uri: incoming });
+  await src.waitOutput(/AB{3}/);
+  return [src, dst];
+}
+
+describe('postcopy between processes', () => {
+  let dir: string;
+  let relays: Relay[] = [];
+  beforeEach(() => (dir = tmpdir()));
+  afterEach(async () => {
+    for (const r of relays) r.close();
+    relays = [];
+    await stopAll();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('postcopy at once: the guest runs on the destination on faulted pages; RAM intact; blocktime reported', async () => {
+    const sock = path.join(dir, 'mig.sock');
+    const [src, dst] = await pair(dir, { 'postcopy-blocktime': true }, `unix:${sock}`);
+    const events: string[] = [];
+    src.qmp.on('event', (e) => e.event === 'MIGRATION' && events.push((e.data as any).status));
+    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 0, 'max-postcopy-bandwidth': 32 * 2 ** 20 });
+    await src.qmp.execute('migrate', { uri: `unix:${sock}` });
+    await src.qmp.execute('migrate-start-postcopy');
+    const info = await src.waitStatus(['completed', 'failed'], 90000);
+    expect(info.status).toBe('completed');
+    expect(events).toEqual(expect.arrayContaining(['device', 'postcopy-device', 'postcopy-active', 'completed']));
+    expect(events.indexOf('postcopy-active')).toBeGreaterThan(events.indexOf('device'));
+    expect(info.ram['postcopy-requests']).toBeGreaterThan(0);
+    expect(info.ram['postcopy-bytes']).toBeGreaterThan(0);
+    const dinfo = await dst.waitStatus('completed');
+    expect(dinfo['postcopy-vcpu-blocktime']).toHaveLength(2);
+    const perVcpu = dinfo['postcopy-vcpu-blocktime'].reduce((a: number, b: number) => a + b, 0);
+    expect(perVcpu).toBeGreaterThanOrEqual(dinfo['postcopy-blocktime']);
+    expect(dinfo['postcopy-latency-dist']).toHaveLength(24);
+    expect(dinfo['postcopy-latency-dist'].reduce((a: number, b: number) => a + b, 0)).toBeGreaterThan(0);
+    expect((await src.qmp.execute('query-status')).status).toBe('postmigrate');
+    expect((await dst.qmp.execute('query-status')).status).toBe('running');
+    await dst.printsMore();
+    await abRamOk(dst, dir);
+  });
+
+  test('postcopy after a precopy pass, with the preempt channel', async () => {
+    const sock = path.join(dir, 'mig.sock');
+    const [src, dst] = await pair(dir, { 'postcopy-preempt': true }, `unix:${sock}`);
+    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 64 * 2 ** 20, 'max-postcopy-bandwidth': 16 * 2 ** 20 });
+    await src.qmp.execute('migrate', { uri: `unix:${sock}` });
+    for (;;) {
+      const i = await src.qmp.execute('query-migrate');
+      if ((i.ram?.['dirty-sync-count'] ?? 0) >= 2) break;
+      expect(['setup', 'active']).toContain(i.status);
+      await sleep(20);
+    }
+    await src.qmp.execute('migrate-start-postcopy');
+    const info = await src.waitStatus(['completed', 'failed'], 90000);
+    expect(info.status).toBe('completed');
+    // The first pass carried the guest's 16 MiB working set; postcopy the rest.
+    expect(info.ram['precopy-bytes']).toBeGreaterThan(15 * 2 ** 20);
+    expect((await dst.waitStatus('completed')).status).toBe('completed');
+    await dst.printsMore();
+    await abRamOk(dst, dir);
+  });
+
+  test.each([
+    ['without preempt', {}],
+    ['with preempt', { 'postcopy-preempt': true }],
+  ])('recovery %s: the channel is cut mid-way, both pause, a new socket resumes it; a failed attempt pauses again', async (_n, caps) => {
+    const sock = path.join(dir, 'mig.sock');
+    const relay = new Relay(path.join(dir, 'relay.sock'), sock);
+    relays.push(relay);
+    await relay.listen();
+    const [src, dst] = await pair(dir, caps, `unix:${sock}`);
+    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 0, 'max-postcopy-bandwidth': 8 * 2 ** 20 });
+    await src.qmp.execute('migrate', { uri: `unix:${relay.path}` });
+    await src.qmp.execute('migrate-start-postcopy');
+    await src.waitStatus('postcopy-active');
+    await sleep(500);
+    relay.cut();
+    await src.waitStatus('postcopy-paused');
+    await dst.waitStatus('postcopy-paused');
+    // The guest keeps waiting on the destination; the source refuses to give it back.
+    await expect(src.qmp.execute('migrate_cancel')).rejects.toThrow('Postcopy migration in progress, cannot cancel.');
+
+    // First attempt: the new channel dies during the handshake → paused again.
+    const rsock1 = path.join(dir, 'recover1.sock');
+    const relay1 = new Relay(path.join(dir, 'relay1.sock'), rsock1);
+    relays.push(relay1);
+    await relay1.listen();
+    await dst.qmp.execute('migrate-recover', { uri: `unix:${rsock1}` });
+    await src.qmp.execute('migrate', { uri: `unix:${relay1.path}`, resume: true });
+    relay1.cut();
+    await src.waitStatus('postcopy-paused');
+    await dst.waitStatus('postcopy-paused');
+
+    const rsock2 = path.join(dir, 'recover2.sock');
+    await dst.qmp.execute('migrate-recover', { uri: `unix:${rsock2}` });
+    await src.qmp.execute('migrate', { uri: `unix:${rsock2}`, resume: true });
+    expect((await src.waitStatus(['completed', 'failed'], 120000)).status).toBe('completed');
+    expect((await dst.waitStatus('completed', 60000)).status).toBe('completed');
+    await dst.printsMore();
+    await abRamOk(dst, dir);
+  });
+
+  test('migrate-pause on the source pauses both; recover completes it', async () => {
+    const sock = path.join(dir, 'mig.sock');
+    const [src, dst] = await pair(dir, {}, `unix:${sock}`);
+    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 0, 'max-postcopy-bandwidth': 8 * 2 ** 20 });
+    await src.qmp.execute('migrate', { uri: `unix:${sock}` });
+    await src.qmp.execute('migrate-start-postcopy');
+    await src.waitStatus('postcopy-active');
+    await src.qmp.execute('migrate-pause');
+    await src.waitStatus('postcopy-paused');
+    await dst.waitStatus('postcopy-paused');
+    const rsock = path.join(dir, 'recover.sock');
+    await dst.qmp.execute('migrate-recover', { uri: `unix:${rsock}` });
+    await src.qmp.execute('migrate', { uri: `unix:${rsock}`, resume: true });
+    expect((await src.waitStatus(['completed', 'failed'], 120000)).status).toBe('completed');
+    await dst.printsMore();
+    await abRamOk(dst, dir);
+  });
+
+  test('the destination lost before the switchover: the source fails the migration and runs on', async () => {
+    const sock = path.join(dir, 'mig.sock');
+    const [src, dst] = await pair(dir, { 'pause-before-switchover': true }, `unix:${sock}`);
+    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 0 });
+    await src.qmp.execute('migrate', { uri: `unix:${sock}` });
+    await src.qmp.execute('migrate-start-postcopy');
+    await src.waitStatus('pre-switchover');
+    dst.kill();
+    await dst.exited;
+    await src.qmp.execute('migrate-continue', { state: 'pre-switchover' });
+    const info = await src.waitStatus(['failed', 'completed']);
+    expect(info.status).toBe('failed');
+    expect((await src.qmp.execute('query-status')).status).toBe('running');
+    await src.printsMore();
+  });
+
+  test('migrate-start-postcopy needs the capability and a migration', async () => {
+    const src = await new Vm(dir, 'src', AB).connect();
+    await expect(src.qmp.execute('migrate-start-postcopy')).rejects.toThrow('Enable postcopy with migrate_set_capability before the start of migration');
+    await src.setCaps({ 'postcopy-ram': true });
+    await expect(src.qmp.execute('migrate-start-postcopy')).rejects.toThrow('Postcopy must be started after migration has been started');
+    await expect(src.qmp.execute('migrate-recover', { uri: 'unix:/nonexistent' })).rejects.toThrow('Migrate recover can only be run when postcopy is paused.');
+  });
+});
