@@ -14,7 +14,7 @@
  *
  * The limit can be changed while running (migrate-set-parameters max-bandwidth); the new
  * budget applies at once to the current window. Time comes from an injectable Clock so tests
- * drive windows without sleeping (STYLE 12).
+ * drive windows without sleeping.
  */
 
 /** Milliseconds clock with a sleep; the only source of time in the stream layer. */

@@ -1,5 +1,5 @@
 /**
- * Typed transport errors. Tests and callers compare `code`, never the message (STYLE 8).
+ * Typed transport errors. Tests and callers compare `code`, never the message.
  *
  * Two kinds of code:
  *   - the OS's own errno name, passed through from a failed system call, with `syscall` and a

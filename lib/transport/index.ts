@@ -1,5 +1,5 @@
 /**
- * Transports: a MigrationAddress in, a ByteChannel out (STYLE 15). Nothing here knows the
+ * Transports: a MigrationAddress in, a ByteChannel out: a transport only yields a byte channel. Nothing here knows the
  * migration stream; see docs/transports.md for each URI's semantics.
  *
  *   connectAddress(addr)  outgoing (QEMU: migration_connect_outgoing → *_start_outgoing_migration)

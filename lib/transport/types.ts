@@ -1,5 +1,5 @@
 /**
- * The common shape of every transport (STYLE 15: a transport only yields a byte channel):
+ * The common shape of every transport (a transport only yields a byte channel):
  *
  *   outgoing   connect(addr, opts)  → ByteChannel            (QEMU: *_start_outgoing_migration)
  *   incoming   listen(addr, opts)   → IncomingListener       (QEMU: *_start_incoming_migration)

@@ -1,5 +1,5 @@
 /**
- * The ByteChannel contract as a reusable jest suite (STYLE 15): every transport runs it with a
+ * The ByteChannel contract as a reusable jest suite: every transport runs it with a
  * factory that returns a connected pair [a, b] (a's writes arrive at b's reads).
  *
  *   import { byteChannelContract } from '../stream/channel-contract';

@@ -1,6 +1,6 @@
 /**
  * The shared ByteChannel contract (test/stream/channel-contract.ts) against every transport,
- * through real sockets, pipes, processes and files (STYLE 15, 18).
+ * through real sockets, pipes, processes and files.
  */
 import { byteChannelContract } from '../stream/channel-contract';
 import {

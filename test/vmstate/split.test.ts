@@ -1,4 +1,4 @@
-/** The loader gives the same result whatever way the input is cut (STYLE 14). */
+/** The loader gives the same result whatever way the input is cut: parsers are incremental. */
 import { CASES } from './corpus';
 import { loadBytes, saveBytes } from './helpers';
 

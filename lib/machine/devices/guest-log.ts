@@ -1,6 +1,6 @@
 /**
  * Guest errors: a guest that programs a device wrongly (bad offset, bad width, a value the
- * device does not take) is logged, never thrown (QEMU's LOG_GUEST_ERROR; STYLE.md §9). The
+ * device does not take) is logged, never thrown (QEMU's LOG_GUEST_ERROR). The
  * logger is injected per thread; the default drops the message, as QEMU does unless run with
  * `-d guest_errors`.
  */

@@ -1,6 +1,6 @@
 /**
- * The host's monotonic clock in nanoseconds, as devices read it (time is injected: STYLE.md
- * §12). Tests pass a ManualClock and drive time without sleeping.
+ * The host's monotonic clock in nanoseconds, as devices read it (time is injected, so
+ * tests can drive it). Tests pass a ManualClock and drive time without sleeping.
  *
  * The default must agree across the worker threads of one process, because every hart computes
  * mtime itself. `process.hrtime` reads CLOCK_MONOTONIC, one clock for the whole process, but
