@@ -62,6 +62,7 @@ export class MigrationManager extends EventEmitter {
   private incomingMig: IncomingMigration | null = null;
   private listener: IncomingListener | null = null;
   private incomingStarted = false;
+  private recovering: IncomingListener | null = null;
   private lastError: string | undefined;
   private running: Promise<void> | null = null;
 
@@ -186,8 +187,11 @@ export class MigrationManager extends EventEmitter {
       throw refuse('Migrate recover can only be run when postcopy is paused.');
     }
     const addr = typeof target === 'string' ? parseAddress(target) : target;
+    // A recovery asked again replaces the one still waiting for its source.
+    await this.recovering?.close().catch(() => undefined);
     const listener = await listenAddress(addr, { lookupFd: opts.lookupFd });
     this.listener = listener;
+    this.recovering = listener;
     void (async () => {
       try {
         inc.recover(await listener.accept());

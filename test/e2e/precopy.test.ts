@@ -7,21 +7,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FdSocket } from '../../lib/host';
-import { checkAb } from '../../guests/ram-check';
 import { tmpdir } from './helpers';
-import { stopAll, Vm } from './vm';
+import { abRamOk, stopAll, Vm } from './vm';
 
 const MEM = 64 * 2 ** 20;
 const AB = { guest: 'ab', mem: '64M', smp: 2, append: 'size=16M seed=3' };
-
-async function abRamOk(vm: Vm, dir: string): Promise<void> {
-  await vm.qmp.execute('stop');
-  const file = path.join(dir, `${vm.name}-ram.bin`);
-  await vm.qmp.execute('pmemsave', { val: 0x8000_0000, size: MEM, filename: file });
-  const r = checkAb(fs.readFileSync(file));
-  expect(r.errors).toEqual([]);
-  expect(r.ok).toBe(true);
-}
 
 async function pair(dir: string, incoming: string, srcExtra: Partial<typeof AB> = {}): Promise<[Vm, Vm]> {
   const src = await new Vm(dir, 'src', { ...AB, ...srcExtra }).connect();
@@ -67,7 +57,7 @@ describe('precopy between processes', () => {
     expect((await src.qmp.execute('query-status')).status).toBe('postmigrate');
     expect((await dst.qmp.execute('query-status')).status).toBe('running');
     await dst.printsMore();
-    await abRamOk(dst, dir);
+    await abRamOk(dst, dir, MEM);
   });
 
   test('tcp with an ephemeral port, reported in socket-address', async () => {
@@ -80,7 +70,7 @@ describe('precopy between processes', () => {
     await src.qmp.execute('migrate', { uri: `tcp:127.0.0.1:${addr.port}` });
     expect((await src.waitStatus(['completed', 'failed'])).status).toBe('completed');
     await dst.printsMore();
-    await abRamOk(dst, dir);
+    await abRamOk(dst, dir, MEM);
   });
 
   test('fd: a connected socket pair inherited by both processes', async () => {

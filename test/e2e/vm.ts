@@ -3,7 +3,9 @@
  * through QmpClient. Killed by `stopAll()` in afterEach.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { checkAb } from '../../guests/ram-check';
 import { QmpClient } from '../../lib/monitor/qmp-client';
 import { LIVEMIG, guest } from './helpers';
 
@@ -97,4 +99,17 @@ export async function stopAll(): Promise<void> {
   const all = [...live];
   for (const v of all) v.kill();
   await Promise.all(all.map((v) => v.exited));
+}
+
+/**
+ * Stop the guest, dump its RAM (pmemsave) and check the ab guest's A/B invariant: every A/B
+ * pair the guest wrote is consistent, so no page was lost or torn by a migration.
+ */
+export async function abRamOk(vm: Vm, dir: string, mem: number): Promise<void> {
+  await vm.qmp.execute('stop');
+  const file = path.join(dir, `${vm.name}-ram.bin`);
+  await vm.qmp.execute('pmemsave', { val: 0x8000_0000, size: mem, filename: file });
+  const r = checkAb(fs.readFileSync(file));
+  expect(r.errors).toEqual([]);
+  expect(r.ok).toBe(true);
 }

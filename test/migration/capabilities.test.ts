@@ -122,13 +122,19 @@ async function postcopy(caps: Partial<Record<MigrationCapabilityName, boolean>>)
   const sm = await VirtMachine.create({ memSize: 16 * MiB, smp: 1, kernel: fs.readFileSync(guest('ab')), append: 'size=4M' });
   const dm = await VirtMachine.create({ memSize: 16 * MiB, smp: 1 });
   try {
+    // Migrate once the guest is in its loop over its whole working set: the destination's
+    // vCPU then faults at once, however slowly a busy machine schedules it.
+    let out = '';
+    sm.on('serial', (b: Uint8Array) => (out += Buffer.from(b).toString('latin1')));
     sm.cont();
-    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    while (!/AB{2}/.test(out) && Date.now() - t0 < 20000) await new Promise((r) => setTimeout(r, 20));
     const src = new MigrationManager(sm);
     const dst = new MigrationManager(dm);
     const list = Object.entries({ 'postcopy-ram': true, ...caps }).map(([c, state]) => ({ capability: c as MigrationCapabilityName, state: !!state }));
     for (const m of [src, dst]) m.options.setCapabilities(list);
-    src.options.setParameters({ 'max-bandwidth': 0, 'max-postcopy-bandwidth': 4 * MiB });
+    // A slow background stream leaves the guest pages to fault on.
+    src.options.setParameters({ 'max-bandwidth': 0, 'max-postcopy-bandwidth': 2 * MiB });
     dst.expectIncoming();
     const sock = path.join(dir, 'mig.sock');
     await dst.incoming(`unix:${sock}`, { exitOnError: false });

@@ -10,9 +10,12 @@ import { MigrationError } from '../errors';
 import type { OutgoingContext } from './context';
 import { DEBUG } from './setup';
 
-export async function completePrecopy(ctx: OutgoingContext): Promise<void> {
-  const { state, vm } = ctx.deps;
-  const sv = ctx.sv!;
+/**
+ * The switchover's start, precopy's and postcopy's alike (QEMU migration_switchover_prepare +
+ * the stop): [pre-switchover until migrate-continue] → device, the guest stopped, no throttle,
+ * no rate limit.
+ */
+export async function stopForSwitchover(ctx: OutgoingContext): Promise<void> {
   const f = ctx.f!;
   if (ctx.options.caps['pause-before-switchover']) {
     ctx.advance('active', 'pre-switchover');
@@ -25,9 +28,16 @@ export async function completePrecopy(ctx: OutgoingContext): Promise<void> {
   }
   ctx.stopTime = ctx.now();
   ctx.bytesAtStop = f.position;
-  await vm.stopForSwitchover();
+  await ctx.deps.vm.stopForSwitchover();
   ctx.throttle?.stop();
   f.rateLimiter?.setMaxBandwidth(0);
+}
+
+export async function completePrecopy(ctx: OutgoingContext): Promise<void> {
+  const { state } = ctx.deps;
+  const sv = ctx.sv!;
+  const f = ctx.f!;
+  await stopForSwitchover(ctx);
   await sv.complete();
   sv.saveDevices();
   sv.finish();

@@ -12,7 +12,7 @@ import type { RamSaverShare } from '../ram-save';
 import { be32At, type RpMessage } from '../return-path';
 import { MIG_RP_MSG } from '../wire';
 import type { FromPageServer, PageServerData, ToPageServer } from './page-server';
-import type { ReturnPath, RpHandler } from './return-path';
+import { PongWaiters, type ReturnPath, type RpHandler } from './return-path';
 
 export class PageServerClient implements ReturnPath {
   readonly requests = new PageRing();
@@ -21,8 +21,7 @@ export class PageServerClient implements ReturnPath {
   private readonly worker: Worker;
   private readonly gone: Promise<void>;
   private readonly handlers = new Map<number, RpHandler>();
-  private readonly pongs = new Set<number>();
-  private readonly pongWaiters = new Map<number, Array<() => void>>();
+  private readonly pongs = new PongWaiters();
   private shutResolve!: (s: number) => void;
   private shutReject!: (e: Error) => void;
   private shutPromise!: Promise<number>;
@@ -61,12 +60,7 @@ export class PageServerClient implements ReturnPath {
   }
 
   pong(value: number): Promise<void> {
-    if (this.pongs.has(value)) return Promise.resolve();
-    return new Promise((resolve) => {
-      const list = this.pongWaiters.get(value) ?? [];
-      list.push(resolve);
-      this.pongWaiters.set(value, list);
-    });
+    return this.pongs.wait(value);
   }
 
   /** Requested pages go out on this socket from now on (the worker takes `fd`). */
@@ -101,13 +95,7 @@ export class PageServerClient implements ReturnPath {
     if (m.type !== 'rp') return;
     const msg: RpMessage = { type: m.msgType, payload: new Uint8Array(m.payload), extra: m.extra && new Uint8Array(m.extra) };
     if (msg.type === MIG_RP_MSG.SHUT) return this.shutResolve(be32At(msg.payload));
-    if (msg.type === MIG_RP_MSG.PONG) {
-      const v = be32At(msg.payload);
-      this.pongs.add(v);
-      for (const w of this.pongWaiters.get(v) ?? []) w();
-      this.pongWaiters.delete(v);
-      return;
-    }
+    if (msg.type === MIG_RP_MSG.PONG) return this.pongs.arrived(be32At(msg.payload));
     const h = this.handlers.get(msg.type);
     if (!h) return this.broken(new MigrationError('EMIG_RETURN_PATH', `unexpected return-path message ${msg.type}`, { section: 'return-path' }));
     Promise.resolve()

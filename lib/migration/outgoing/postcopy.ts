@@ -21,6 +21,7 @@ import type { OutgoingContext } from './context';
 import { canSwitchover } from './iterate';
 import { DEBUG } from './setup';
 import { buildPackage } from './package';
+import { stopForSwitchover } from './complete';
 
 /** QEMU's "postcopy has started": cancel is refused from here on. */
 export function inPostcopy(status: string): boolean {
@@ -28,25 +29,12 @@ export function inPostcopy(status: string): boolean {
 }
 
 export async function postcopyStart(ctx: OutgoingContext): Promise<void> {
-  const { state, vm, machine } = ctx.deps;
+  const { machine } = ctx.deps;
   const sv = ctx.sv!;
   const saver = ctx.saver!;
   if (ctx.options.caps['postcopy-preempt']) await openPreempt(ctx);
-  if (ctx.options.caps['pause-before-switchover']) {
-    ctx.advance('active', 'pre-switchover');
-    await new Promise<void>((r) => (ctx.continueResolve = r));
-    ctx.continueResolve = null;
-    ctx.checkCancel();
-    ctx.advance('pre-switchover', 'device');
-  } else {
-    ctx.advance('active', 'device');
-  }
+  await stopForSwitchover(ctx);
   const f = ctx.f!;
-  ctx.stopTime = ctx.now();
-  ctx.bytesAtStop = f.position;
-  await vm.stopForSwitchover();
-  ctx.throttle?.stop();
-  f.rateLimiter?.setMaxBandwidth(0);
   if (ctx.options.globals['send-switchover-start']) sv.command(MIG_CMD.SWITCHOVER_START);
   saver.sync();
   for (const { block, ranges } of saver.discardRanges()) {

@@ -30,12 +30,32 @@ export interface ReturnPath {
 
 const NAMES = Object.fromEntries(Object.entries(MIG_RP_MSG).map(([k, v]) => [v, k])) as Record<number, string>;
 
+/** PONG values seen, and who waits for which: both return-path readers keep one. */
+export class PongWaiters {
+  private readonly seen = new Set<number>();
+  private readonly waiters = new Map<number, Array<() => void>>();
+
+  wait(value: number): Promise<void> {
+    if (this.seen.has(value)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const list = this.waiters.get(value) ?? [];
+      list.push(resolve);
+      this.waiters.set(value, list);
+    });
+  }
+
+  arrived(value: number): void {
+    this.seen.add(value);
+    for (const w of this.waiters.get(value) ?? []) w();
+    this.waiters.delete(value);
+  }
+}
+
 export class ReturnPathReader implements ReturnPath {
   /** The status the destination reported in SHUT. Rejects if the return path broke first. */
   readonly shut: Promise<number>;
   private readonly handlers = new Map<number, RpHandler>();
-  private readonly pongWaiters = new Map<number, Array<() => void>>();
-  private readonly pongs = new Set<number>();
+  private readonly pongs = new PongWaiters();
   private resolveShut!: (status: number) => void;
   private rejectShut!: (e: Error) => void;
 
@@ -55,12 +75,7 @@ export class ReturnPathReader implements ReturnPath {
 
   /** Resolves once a PONG with `value` has arrived (at once if it already has). */
   pong(value: number): Promise<void> {
-    if (this.pongs.has(value)) return Promise.resolve();
-    return new Promise((resolve) => {
-      const list = this.pongWaiters.get(value) ?? [];
-      list.push(resolve);
-      this.pongWaiters.set(value, list);
-    });
+    return this.pongs.wait(value);
   }
 
   /** Read until SHUT or the end; never throws (the outcome is `shut`). */
@@ -71,7 +86,7 @@ export class ReturnPathReader implements ReturnPath {
         if (!msg) throw new MigrationError('EMIG_PEER', 'return path closed before SHUT', { section: 'return-path' });
         if (msg.type === MIG_RP_MSG.SHUT) return this.resolveShut(be32At(msg.payload));
         if (msg.type === MIG_RP_MSG.PONG) {
-          this.onPong(be32At(msg.payload));
+          this.pongs.arrived(be32At(msg.payload));
           continue;
         }
         const h = this.handlers.get(msg.type);
@@ -83,11 +98,5 @@ export class ReturnPathReader implements ReturnPath {
     } catch (e) {
       this.rejectShut(e instanceof Error ? e : new Error(String(e)));
     }
-  }
-
-  private onPong(value: number): void {
-    this.pongs.add(value);
-    for (const w of this.pongWaiters.get(value) ?? []) w();
-    this.pongWaiters.delete(value);
   }
 }
