@@ -62,6 +62,9 @@ export class IncomingMigration {
   private global: GlobalState | null = null;
   private postcopy: PostcopyDestination | null = null;
   private recovered: ((ch: ByteChannel) => void) | null = null;
+  /** POSTCOPY_RUN decided whether the guest runs (a postcopy that was only advised ends as a
+   * precopy, which decides it at the end) */
+  private ranAtRun = false;
   errorDesc: string | undefined;
   private readonly now: () => number;
 
@@ -118,7 +121,8 @@ export class IncomingMigration {
             f = await this.pause(e as Error);
           }
         }
-        if (!this.postcopy) await loader.readVmdesc(VMDESC_JSON_MAX);
+        // A postcopy stream has no vmdesc (one that was only advised ends as precopy: it does).
+        if (!this.ranAtRun) await loader.readVmdesc(VMDESC_JSON_MAX);
       } finally {
         populate?.stop();
       }
@@ -127,7 +131,7 @@ export class IncomingMigration {
       if (!state.cas('active', 'completed')) state.cas('postcopy-active', 'completed');
       // QEMU process_incoming_migration_bh: run if the source ran (or sent no run state) and
       // we were not told -S. In postcopy the guest was started at RUN.
-      if (!this.postcopy) vm.incomingCompleted(this.sourceRan() && !this.deps.startPaused);
+      if (!this.ranAtRun) vm.incomingCompleted(this.sourceRan() && !this.deps.startPaused);
       this.rp?.shut(0);
       await this.channel.end().catch(() => {});
       return { ok: true, loadTime: this.now() - t0, bytes: f.position };
@@ -257,8 +261,8 @@ export class IncomingMigration {
       case MIG_CMD.POSTCOPY_RUN:
         this.needPostcopy('POSTCOPY_RUN').run();
         state.cas('postcopy-device', 'postcopy-active');
-        if (this.sourceRan() && !this.deps.startPaused) vm.incomingCompleted(true);
-        else vm.incomingCompleted(false);
+        vm.incomingCompleted(this.sourceRan() && !this.deps.startPaused);
+        this.ranAtRun = true;
         return 'quit';
       case MIG_CMD.RECV_BITMAP: {
         if (state.status !== 'postcopy-recover') throw new MigrationError('EMIG_COMMAND', `RECV_BITMAP in state ${state.status}`, { section: 'command', field: 'RECV_BITMAP' });
