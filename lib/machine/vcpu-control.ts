@@ -19,7 +19,21 @@ export const CTL_TID = 3;
 /** Instructions retired, low 32 bits (wraps); for progress displays and benchmarks. */
 export const CTL_RETIRED_LO = 4;
 export const CTL_RETIRED_HI = 5;
-export const CTL_WORDS = 8;
+export const CTL_WORDS = 12;
+
+/**
+ * Two 64-bit stamps after the words (a BigInt64Array from byte 32), CLOCK_MONOTONIC in ns
+ * (process.hrtime.bigint(), the same clock in every process of the host): when the worker last
+ * parked — its last instruction before a stop — and when it last left a park to run — its first
+ * instruction after a cont. cpr-transfer's pause is the new process's RUNNING stamp minus the
+ * old one's PARKED stamp.
+ */
+export const STAMP_PARKED = 0;
+export const STAMP_RUNNING = 1;
+
+export function stampsOf(ctl: Int32Array): BigInt64Array {
+  return new BigInt64Array(ctl.buffer, 8 * 4, 2);
+}
 
 export const RUN_PARK = 0;
 export const RUN_GO = 1;

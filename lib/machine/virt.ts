@@ -31,6 +31,9 @@ import {
   STATE_EXITED,
   STATE_HALTED,
   STATE_PARKED,
+  STAMP_PARKED,
+  STAMP_RUNNING,
+  stampsOf,
 } from './vcpu-control';
 import type { VcpuWorkerData } from './vcpu-worker';
 import type { VMStateDescription } from '../vmstate';
@@ -41,6 +44,31 @@ export const MROM_BLOCK_NAME = 'riscv_virt_board.mrom';
 export const MIN_RAM = 16 * 2 ** 20;
 export const MAX_RAM = 64 * 2 ** 30;
 export const VIRT_ISA = 'rv64ima_zicsr_zifencei';
+/** How long stop() blocks the main thread waiting for harts to park before it yields. */
+const PARK_SPIN_MS = 2;
+
+function sectionsOf(hartStates: readonly HartState[], devices: VirtDevices): VmstateSection[] {
+  const out: VmstateSection[] = [];
+  hartStates.forEach((hs, h) => {
+    out.push({ idstr: 'cpu_common', instanceId: h, vmsd: cpuCommonVMState, opaque: hs });
+    out.push({ idstr: 'cpu', instanceId: h, vmsd: cpuVMState, opaque: hs });
+  });
+  out.push({ idstr: 'riscv_mtimer', instanceId: 0, vmsd: VMSTATE_CLINT, opaque: devices.clint });
+  out.push({ idstr: 'riscv_sifive_plic', instanceId: 0, vmsd: VMSTATE_PLIC, opaque: devices.plic });
+  out.push({ idstr: 'serial', instanceId: 0, vmsd: VMSTATE_UART, opaque: devices.uart });
+  return out;
+}
+
+/** The descriptor a cpr-transfer handed over for a block, or undefined for a fresh one. */
+function adoptedFd(opts: MachineOptions, cprName: string, block: string, reopened: boolean): number | undefined {
+  if (!opts.adoptRam) return undefined;
+  const fd = opts.adoptRam(cprName);
+  // A shared file is opened again by its path, as QEMU does; anything else would come up empty.
+  if (fd === undefined && !reopened) {
+    throw new RangeError(`cpr-transfer: no descriptor '${cprName}' was handed over for RAM block ${block}`);
+  }
+  return fd;
+}
 
 /** A VMState section the board migrates: QEMU's (idstr, instance id), description, object. */
 export interface VmstateSection {
@@ -68,9 +96,17 @@ export interface MachineOptions {
   /** Kernel image bytes (ELF or raw). */
   kernel?: Uint8Array;
   append?: string;
-  /** RAM backing: an anonymous memfd (default), a file, or an fd handed over (cpr-transfer). */
+  /** RAM backing: an anonymous memfd (default) or a file (memory-backend-file). */
   memPath?: string;
-  memFd?: number;
+  /** The -machine memory-backend object's id: the main RAM's memory region name. */
+  ramBackendId?: string;
+  /**
+   * cpr-transfer, new process: the descriptor of each RAM block by its memory region name
+   * (RamBlock.cprName), taken from the old process; the machine owns what it takes. RAM then
+   * holds a running guest: nothing is written into it (no kernel, device tree or reset vector)
+   * until a reset, and a shared block must have a descriptor unless a named file backs it.
+   */
+  adoptRam?: (cprName: string) => number | undefined;
   hugetlb?: boolean;
   memPrealloc?: boolean;
   /** Kernel-assisted dirty tracking (userfaultfd WP + PAGEMAP_SCAN) instead of the harts' map. */
@@ -127,17 +163,32 @@ export class VirtMachine extends EventEmitter {
     if (opts.memSize < MIN_RAM || opts.memSize > MAX_RAM || opts.memSize % PAGE_SIZE) {
       throw new RangeError(`RAM size ${opts.memSize} must be a multiple of 4 KiB between 16 MiB and 64 GiB`);
     }
+    const ramName = opts.ramBackendId ?? RAM_BLOCK_NAME;
     this.ram = RamBlock.create({
       name: RAM_BLOCK_NAME,
+      cprName: ramName,
       base: RAM_BASE,
       size: opts.memSize,
       memPath: opts.memPath,
-      fd: opts.memFd,
+      fd: adoptedFd(opts, ramName, RAM_BLOCK_NAME, !!opts.memPath && !!opts.ramShared),
       hugetlb: opts.hugetlb,
       shared: opts.ramShared,
     });
-    this.mrom = RamBlock.create({ name: MROM_BLOCK_NAME, base: MROM_BASE, size: MROM_SIZE, readonly: true, shared: opts.auxRamShared });
-    if (opts.memPrealloc) this.ram.prealloc();
+    try {
+      this.mrom = RamBlock.create({
+        name: MROM_BLOCK_NAME,
+        base: MROM_BASE,
+        size: MROM_SIZE,
+        readonly: true,
+        shared: opts.auxRamShared,
+        fd: adoptedFd(opts, MROM_BLOCK_NAME, MROM_BLOCK_NAME, false),
+      });
+    } catch (e) {
+      this.ram.close();
+      throw e;
+    }
+    // Adopted RAM was preallocated (or not) by the process that made it.
+    if (opts.memPrealloc && !opts.adoptRam) this.ram.prealloc();
     this.shares = createVirtShares(this.harts, this.type.compat.clint);
     this.devices = buildVirtDevices(this.shares, { clock: opts.clock, log: opts.guestErrors ? stderrGuestLogger : undefined });
     this.hartStates = [];
@@ -153,7 +204,8 @@ export class VirtMachine extends EventEmitter {
     const m = new VirtMachine(opts);
     try {
       if (opts.kernel) m.kernel = loadKernel(opts.kernel, RAM_BASE);
-      m.loadRoms();
+      // Adopted RAM holds the running guest; the images are written again only on reset.
+      if (!opts.adoptRam) m.loadRoms();
       await m.spawnWorkers();
       m.drainer = m.devices.effects.startDrain((kind, value) => m.onEffect(kind, value));
       return m;
@@ -366,6 +418,18 @@ export class VirtMachine extends EventEmitter {
       Atomics.store(this.ctl[h], CTL_RUN, RUN_PARK);
       this.devices.lines.kick(h);
     }
+    // A running hart parks within a block: wait for it right here, in the kernel, for up to
+    // PARK_SPIN_MS. Through the event loop each hart costs a wake-up of its own, and a stop is
+    // a guest pause (the switchover's first step). A hart still busy then is awaited normally.
+    const until = performance.now() + PARK_SPIN_MS;
+    for (const c of this.ctl) {
+      for (;;) {
+        const s = Atomics.load(c, CTL_STATE);
+        const left = until - performance.now();
+        if (s === STATE_PARKED || s === STATE_HALTED || s === STATE_EXITED || left <= 0) break;
+        Atomics.wait(c, CTL_STATE, s, left);
+      }
+    }
     await Promise.all(this.ctl.map((c) => this.waitParked(c)));
   }
 
@@ -413,6 +477,31 @@ export class VirtMachine extends EventEmitter {
     }
   }
 
+  /**
+   * CLOCK_MONOTONIC nanoseconds (process.hrtime.bigint(), one clock for every process of the
+   * host): when the last vCPU parked at the latest stop, and when the first one left its park
+   * to run after the latest cont; 0n for never.
+   */
+  vcpuStamps(): { parked: bigint; running: bigint } {
+    let parked = 0n;
+    let running = 0n;
+    for (const c of this.ctl) {
+      const s = stampsOf(c);
+      const p = Atomics.load(s, STAMP_PARKED);
+      const r = Atomics.load(s, STAMP_RUNNING);
+      if (p > parked) parked = p;
+      if (r !== 0n && (running === 0n || r < running)) running = r;
+    }
+    return { parked, running };
+  }
+
+  /** Hand on now whatever the guest has written to its UART ('serial' events): before the
+   * serial backend is given to another process, nothing may be left behind in this one. */
+  flushSerialOutput(): void {
+    this.devices.effects.drain((kind, value) => this.onEffect(kind, value));
+    this.flushSerial();
+  }
+
   /** auto-converge: each vCPU sleeps `pct`% of the time (0 = off). */
   setThrottle(pct: number): void {
     for (const c of this.ctl) Atomics.store(c, CTL_THROTTLE, Math.max(0, Math.min(99, Math.round(pct))));
@@ -425,15 +514,18 @@ export class VirtMachine extends EventEmitter {
 
   /** The per-hart and per-device VMState sections, named and ordered as QEMU's virt. */
   vmstateSections(): VmstateSection[] {
-    const out: VmstateSection[] = [];
-    for (let h = 0; h < this.harts; h++) {
-      out.push({ idstr: 'cpu_common', instanceId: h, vmsd: cpuCommonVMState, opaque: this.hartStates[h] });
-      out.push({ idstr: 'cpu', instanceId: h, vmsd: cpuVMState, opaque: this.hartStates[h] });
-    }
-    out.push({ idstr: 'riscv_mtimer', instanceId: 0, vmsd: VMSTATE_CLINT, opaque: this.devices.clint });
-    out.push({ idstr: 'riscv_sifive_plic', instanceId: 0, vmsd: VMSTATE_PLIC, opaque: this.devices.plic });
-    out.push({ idstr: 'serial', instanceId: 0, vmsd: VMSTATE_UART, opaque: this.devices.uart });
-    return out;
+    return sectionsOf(this.hartStates, this.devices);
+  }
+
+  /**
+   * The same sections over fresh harts and devices that nothing runs and nothing reads: a dry
+   * run of the save and load code. cpr-transfer runs it just before the guest stops, so the
+   * stop does not wait for code V8 compiles (or recompiles after flushing) on first use.
+   */
+  scratchSections(): VmstateSection[] {
+    const devices = buildVirtDevices(createVirtShares(this.harts, this.type.compat.clint), {});
+    const harts = Array.from({ length: this.harts }, (_, h) => HartState.create(h, { resetVector: BigInt(MROM_BASE), lines: devices.lines }));
+    return sectionsOf(harts, devices);
   }
 
   /** Stop the threads and release memory. The machine is unusable afterwards. */
