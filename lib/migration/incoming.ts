@@ -10,13 +10,19 @@
  * answered with PONG, SWITCHOVER_START needs nothing. Postcopy commands are refused (this
  * engine migrates by precopy). After EOF the vmdesc is read and discarded; then the guest runs
  * if the source was running (or sent no run state) and the destination was not started with
- * -S. A SHUT (0 ok, 1 failed) goes back on the return path when there is one.
+ * -S. A SHUT (0 ok, 1 failed) goes back on the return path when there is one, SHUT 0 before
+ * the guest runs here: until the source has it, the source may still resume, and with
+ * cpr-transfer both would then run on the same RAM.
+ *
+ * cpr-transfer (a cpr channel brought the RAM, cpr/destination.ts): every block is ignored, so
+ * a page record is an error; nothing is populated; the serial is adopted once the guest runs.
  */
 import { performance } from 'node:perf_hooks';
 import type { VirtMachine } from '../machine/virt';
 import { QemuFileReader, VMDESC_JSON_MAX, type ByteChannel } from '../stream';
 import { MigrationError } from './errors';
 import { LoadVm } from './loadvm';
+import type { CprIncomingHooks } from './cpr/destination';
 import type { MigrationOptions } from './options';
 import { RamLoader } from './ram-load';
 import { be32At, ReturnPathWriter } from './return-path';
@@ -34,6 +40,8 @@ export interface IncomingDeps {
   /** -S: stay paused after loading even if the source was running. */
   startPaused: boolean;
   now?(): number;
+  /** cpr-transfer: RAM came by the cpr channel (cpr/destination.ts). */
+  cpr?: CprIncomingHooks;
 }
 
 export interface IncomingResult {
@@ -62,12 +70,14 @@ export class IncomingMigration {
     vm.incomingStarted();
     const f = new QemuFileReader(channel);
     const ignoreShared = options.caps['x-ignore-shared'];
+    const cpr = this.deps.cpr;
     // Take the destination's page faults in a helper thread just ahead of the load (the
     // process may have started it already, while it waited for the stream). Under
-    // x-ignore-shared a shared file-backed RAM is already there: nothing to populate.
-    const populate = ignoreShared && machine.ram.shared && machine.ram.memPath ? null : machine.populateAhead();
+    // x-ignore-shared a shared file-backed RAM is already there, and under cpr-transfer all of
+    // it: nothing to populate.
+    const populate = cpr || (ignoreShared && machine.ram.shared && machine.ram.memPath) ? null : machine.populateAhead();
     populate?.gate();
-    const ram = new RamLoader(machine.ramBlocks, { pristine: !machine.hasRun, populate, ignoreShared });
+    const ram = new RamLoader(machine.ramBlocks, { pristine: !machine.hasRun, populate, ignoreShared, mode: cpr ? 'cpr-transfer' : 'normal' });
     const global = globalStateFor(() => 'inmigrate');
     const reg = machineRegistry(machine, ram, global, options);
     const format = streamFormat(options);
@@ -85,12 +95,13 @@ export class IncomingMigration {
         populate?.stop();
       }
       if (!ram.blockListSeen) throw new MigrationError('EMIG_RAM', 'stream carried no RAM section', { section: 'ram' });
-      state.cas('active', 'completed');
       // QEMU process_incoming_migration_bh: run if the source ran (or sent no run state) and
-      // we were not told -S.
+      // we were not told -S; completed once the guest runs.
       const sourceRan = global.received === null || global.received === 'running';
-      vm.incomingCompleted(sourceRan && !this.deps.startPaused);
       this.rp?.shut(0);
+      vm.incomingCompleted(sourceRan && !this.deps.startPaused);
+      cpr?.resumed?.();
+      state.cas('active', 'completed');
       await channel.end().catch(() => {});
       return { ok: true, loadTime: this.now() - t0, bytes: f.position };
     } catch (e) {

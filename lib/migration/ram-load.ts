@@ -9,16 +9,14 @@
 import { PAGE_SIZE, WINDOW_SIZE } from '../machine/bus';
 import type { RamBlock } from '../machine/ram';
 import type { QemuFileReader, QemuFileWriter } from '../stream';
-import { COUNTED_STRING_MAX } from '../stream';
 import { MigrationError } from './errors';
+import type { MigMode } from './options';
 import type { LiveHandler } from './registry';
 import { holeBitmap, isZeroPage, ramBlockIgnored } from './ram-save';
 import { RAM_SAVE_FLAG, RAM_SECTION_VERSION, QEMU_VM_SECTION_START } from './wire';
 
 const PAGES_PER_WINDOW = WINDOW_SIZE / PAGE_SIZE;
 const FLAG_MASK = PAGE_SIZE - 1;
-/** Header, counted idstr and a page: enough to parse any record synchronously. */
-const MAX_RECORD = 8 + 1 + COUNTED_STRING_MAX + PAGE_SIZE;
 
 interface LoadBlock {
   readonly block: RamBlock;
@@ -52,6 +50,8 @@ export interface RamLoaderOptions {
   /** x-ignore-shared on this side: the block list carries guest physical addresses, and the
    * blocks shared by a named file are not sent (ramBlockIgnored). */
   ignoreShared?: boolean;
+  /** The incoming mode: cpr-transfer when a cpr channel brought the RAM (no block is sent). */
+  mode?: MigMode;
 }
 
 export class RamLoader implements LiveHandler {
@@ -64,6 +64,7 @@ export class RamLoader implements LiveHandler {
   private readonly pristine: boolean;
   private readonly populate: { block: RamBlock; advance(offset: number): void } | null;
   private readonly ignoreShared: boolean;
+  private readonly mode: MigMode;
 
   constructor(
     readonly blocks: readonly RamBlock[],
@@ -72,6 +73,7 @@ export class RamLoader implements LiveHandler {
     this.pristine = opts.pristine ?? false;
     this.populate = opts.populate ?? null;
     this.ignoreShared = opts.ignoreShared ?? false;
+    this.mode = opts.mode ?? 'normal';
     for (const block of blocks) {
       this.byName.set(block.name, {
         block,
@@ -93,7 +95,10 @@ export class RamLoader implements LiveHandler {
       throw new MigrationError('EMIG_RAM', 'RAM pages before the block list', { section: 'ram', position: f.position });
     }
     for (;;) {
-      if (!f.has(MAX_RECORD)) await f.fill(MAX_RECORD);
+      // A record header at least; a page record pulls the rest below. (Waiting for room for
+      // the largest record here would stall on a short section the sender follows with nothing until
+      // it hears back, as cpr-transfer does after the block list.)
+      if (!f.has(8)) await f.fill(8);
       if (!f.has(8)) return this.truncated(f, 'a RAM record header');
       const at = f.position;
       const hi = f.getBe32();
@@ -174,7 +179,12 @@ export class RamLoader implements LiveHandler {
       }
       left -= len;
     }
-    for (const b of this.byName.values()) b.holes = this.pristine ? cleanPages(b.block) : holeBitmap(b.block);
+    for (const b of this.byName.values()) {
+      // An ignored block gets no page: nothing to learn about it (and in cpr-transfer the
+      // scan would cost the guest's pause time in proportion to its RAM).
+      if (ramBlockIgnored(b.block, this.ignoreShared, this.mode)) continue;
+      b.holes = this.pristine ? cleanPages(b.block) : holeBitmap(b.block);
+    }
     this.blockListSeen = true;
   }
 
@@ -187,7 +197,7 @@ export class RamLoader implements LiveHandler {
     const name = f.getCounted();
     const b = this.byName.get(name);
     if (!b) throw new MigrationError('EMIG_RAM', `Unknown ramblock "${name}", cannot accept migration`, { section: 'ram', field: name, position: at });
-    if (ramBlockIgnored(b.block, this.ignoreShared)) {
+    if (ramBlockIgnored(b.block, this.ignoreShared, this.mode)) {
       throw new MigrationError('EMIG_RAM', `block ${name} should not be migrated !`, { section: 'ram', field: name, position: at });
     }
     this.last = b;

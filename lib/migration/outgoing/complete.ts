@@ -2,9 +2,10 @@
  * Precopy completion (QEMU migration_completion → qemu_savevm_state_complete_precopy):
  *
  *   [pause in pre-switchover until migrate-continue] → status device → stop the guest
- *   (finish-migrate) → rate limit lifted → [SWITCHOVER_START] → END sections (RAM: final sync
- *   and the last pages) → device FULL sections → EOF + vmdesc → flush and half-close →
- *   [with a return path: the destination's SHUT 0] → downtime measured
+ *   (finish-migrate) → [cpr-transfer: the serial let go] → rate limit lifted →
+ *   [SWITCHOVER_START] → END sections (RAM: final sync and the last pages) → device FULL
+ *   sections → EOF + vmdesc → flush and half-close → [with a return path: the destination's
+ *   SHUT 0] → downtime measured
  */
 import { MigrationError } from '../errors';
 import type { OutgoingContext } from './context';
@@ -23,13 +24,20 @@ export async function completePrecopy(ctx: OutgoingContext): Promise<void> {
   } else {
     ctx.advance('active', 'device');
   }
-  ctx.stopTime = ctx.now();
-  ctx.bytesAtStop = f.position;
+  // cpr-reboot stopped the guest before the setup: the downtime counts from there.
+  if (ctx.stopTime === 0) {
+    ctx.stopTime = ctx.now();
+    ctx.bytesAtStop = f.position;
+  }
   await vm.stopForSwitchover();
+  await ctx.deps.cpr?.stopped();
   ctx.throttle?.stop();
   f.rateLimiter?.setMaxBandwidth(0);
+  // Handed on as each part is ready: the destination loads while the rest is being written.
   await sv.complete();
+  f.flush();
   sv.saveDevices();
+  f.flush();
   sv.finish();
   const err = await f.close();
   if (err) throw err instanceof MigrationError ? err : new MigrationError('EMIG_PEER', err.message, { cause: err });

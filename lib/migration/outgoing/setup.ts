@@ -45,6 +45,7 @@ export async function setupPhase(ctx: OutgoingContext, addr: MigrationAddress): 
     onSync: (pass, newly) => onSync(ctx, pass, newly),
     now: ctx.now,
     ignoreShared: options.caps['x-ignore-shared'],
+    mode: ctx.deps.mode,
   });
   ctx.saver = saver;
   ctx.throttle = new Throttle(options, machine, ctx.now);
@@ -53,12 +54,14 @@ export async function setupPhase(ctx: OutgoingContext, addr: MigrationAddress): 
     saver,
     ctx.now,
   );
-  const runStateAtStart: RunState = machine.running ? 'running' : 'paused';
+  // What the guest did when `migrate` came: cpr-reboot has stopped it since.
+  const runStateAtStart: RunState = ctx.vmWasRunning ? 'running' : 'paused';
   const sv = new SaveVm(f, machineRegistry(machine, saver, globalStateFor(() => runStateAtStart), options), configurationFor(machine, options), streamFormat(options));
   ctx.sv = sv;
 
   sv.writeHeader();
-  if (options.caps['return-path'] || options.caps['postcopy-ram']) {
+  // cpr-transfer always: the old process must hear the new one's SHUT 0 before it lets go.
+  if (options.caps['return-path'] || options.caps['postcopy-ram'] || ctx.deps.cpr) {
     sv.command(MIG_CMD.OPEN_RETURN_PATH);
     sv.ping(1);
     const rp = new ReturnPathReader(new QemuFileReader(channel));
