@@ -34,6 +34,9 @@ export interface Chardev {
    * The backend is inert afterwards.
    */
   detach(): NamedFd[];
+  /** Resolves once what was written has left this process, or after `timeoutMs` (a client
+   * that reads nothing): what is still queued here when detach() comes is lost. */
+  flush(timeoutMs: number): Promise<void>;
   close(): void;
 }
 
@@ -78,6 +81,7 @@ class NullChardev implements Chardev {
   constructor(readonly id: string) {}
   write(): void {}
   onInput(): void {}
+  async flush(): Promise<void> {}
   fds(): NamedFd[] {
     return [];
   }
@@ -97,6 +101,8 @@ class FileChardev implements Chardev {
     if (this.fd >= 0) fs.writeSync(this.fd, bytes);
   }
   onInput(): void {}
+  /** Writes are synchronous: nothing is ever queued here. */
+  async flush(): Promise<void> {}
 
   fds(): NamedFd[] {
     return this.fd >= 0 ? [{ name: `${this.id}/file`, fd: this.fd }] : [];
@@ -148,6 +154,21 @@ class SocketChardev implements Chardev {
   }
   onInput(cb: (bytes: Uint8Array) => void): void {
     this.input = cb;
+  }
+  flush(timeoutMs: number): Promise<void> {
+    const c = this.client;
+    if (!c || c.destroyed || c.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        c.off('drain', done);
+        c.off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      c.once('drain', done);
+      c.once('close', done);
+    });
   }
   fds(): NamedFd[] {
     return this.socket.fds();

@@ -30,6 +30,9 @@ export class StdioChardev implements Chardev {
     process.stdin.on('data', this.listener);
   }
 
+  /** stdout stays with this process; nothing of it is handed over. */
+  async flush(): Promise<void> {}
+
   fds(): NamedFd[] {
     return [];
   }

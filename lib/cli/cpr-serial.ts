@@ -1,0 +1,110 @@
+/**
+ * The serial backend across a cpr-transfer (livemig's addition: QEMU hands over no chardev).
+ *
+ *   old process                                   new process
+ *   ───────────                                   ───────────
+ *   cpr state: serial0/listen, serial0/conn …  ─▶ start-up: names checked against -serial,
+ *     (this process's own fds, still in use)       kept unopened (the old one still serves)
+ *   guest stopped: UART output delivered,
+ *     flushed, backend detached (copies kept)
+ *                                                  stream loaded: SHUT 0, run; backend adopted
+ *                                                    (guest output held until then)
+ *   SHUT 0: copies closed                          the client never reconnects
+ *   failure instead: backend rebuilt on the copies, guest runs again
+ *
+ * A new process that gets no serial descriptors (the old one used stdio, or is QEMU) opens its
+ * -serial as usual.
+ */
+import * as fs from 'node:fs';
+import { openChardev, type Chardev, type ChardevSpec, type NamedFd } from '../chardev';
+import type { CprHandover } from '../migration/cpr';
+
+export const SERIAL_ID = 'serial0';
+/** Output a console client has not read this long after the stop is dropped at the handover. */
+const FLUSH_MS = 50;
+
+/** Where the runtime keeps its serial backend. */
+export interface SerialSlot {
+  readonly spec: ChardevSpec | undefined;
+  get(): Chardev | null;
+  /** Installs a backend (wires its input to the UART), or clears the slot. */
+  set(c: Chardev | null): void;
+}
+
+/** The old process's side. */
+export class SerialHandover implements CprHandover {
+  private kept: NamedFd[] | null = null;
+
+  constructor(
+    private readonly slot: SerialSlot,
+    private readonly deliverGuestOutput: () => void,
+  ) {}
+
+  fds(): NamedFd[] {
+    return this.slot.get()?.fds() ?? [];
+  }
+
+  async release(): Promise<void> {
+    const c = this.slot.get();
+    if (!c) return;
+    this.deliverGuestOutput();
+    await c.flush(FLUSH_MS);
+    this.kept = c.detach();
+    this.slot.set(null);
+  }
+
+  async reclaim(): Promise<void> {
+    const kept = this.kept;
+    this.kept = null;
+    if (!kept || !this.slot.spec) return;
+    this.slot.set(await openChardev(this.slot.spec, { id: SERIAL_ID, adopt: kept }));
+  }
+
+  finish(): void {
+    for (const { fd } of this.kept ?? []) closeQuietly(fd);
+    this.kept = null;
+  }
+}
+
+/** The roles a -serial spec takes over; stdio and null take none. */
+function roles(spec: ChardevSpec | undefined): { need: string[]; allow: RegExp } {
+  switch (spec?.kind) {
+    case 'file':
+      return { need: ['file'], allow: /^file$/ };
+    case 'unix':
+    case 'tcp':
+      return spec.server ? { need: ['listen'], allow: /^(listen|conn(\.\d+)?)$/ } : { need: ['conn'], allow: /^conn$/ };
+    default:
+      return { need: [], allow: /^$/ };
+  }
+}
+
+/**
+ * The new process's check at start-up, before it listens on main: the descriptors that came
+ * must be what its -serial would adopt, or the upgrade is refused while the old process still
+ * runs the guest (closing them here would cut the console off).
+ */
+export function checkSerialFds(spec: ChardevSpec | undefined, fds: readonly NamedFd[]): void {
+  if (fds.length === 0) return;
+  const { need, allow } = roles(spec);
+  const have = fds.map((f) => f.name.slice(SERIAL_ID.length + 1));
+  const stray = have.filter((r) => !allow.test(r));
+  const what = spec ? `-serial ${spec.kind}` : 'no -serial';
+  if (stray.length) throw new Error(`cpr-transfer: the old process handed over ${stray.map((r) => `${SERIAL_ID}/${r}`).join(', ')}, which ${what} has no use for`);
+  const missing = need.filter((r) => !have.includes(r));
+  if (missing.length) throw new Error(`cpr-transfer: ${what} needs ${missing.map((r) => `${SERIAL_ID}/${r}`).join(', ')} from the old process`);
+  // Adopted only once the guest runs here, when failing is no longer an option: check now.
+  for (const { name, fd } of fds) {
+    const st = fs.fstatSync(fd);
+    const ok = name.endsWith('/file') ? !st.isSocket() && !st.isDirectory() : st.isSocket();
+    if (!ok) throw new Error(`cpr-transfer: ${name} is not a ${name.endsWith('/file') ? 'file' : 'socket'}`);
+  }
+}
+
+export function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+}
