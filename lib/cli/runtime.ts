@@ -246,6 +246,7 @@ function machineOptions(cfg: LivemigConfig, kernel: Uint8Array | undefined, cpr:
     auxRamShared: cfg.machine.auxRamShare,
     ramBackendId: backend?.id,
     adoptRam: cpr ? (name) => cpr.take(name) : undefined,
+    incoming: cfg.incomingChannels.main !== undefined,
   };
 }
 

@@ -107,6 +107,10 @@ export interface MachineOptions {
    * until a reset, and a shared block must have a descriptor unless a named file backs it.
    */
   adoptRam?: (cprName: string) => number | undefined;
+  /** An incoming migration will fill RAM: write the boot images only at a reset, as QEMU's
+   * rom_reset skips ROM blobs while in inmigrate (RAM left in a shared file by cpr-reboot or
+   * x-ignore-shared must not be overwritten). */
+  incoming?: boolean;
   hugetlb?: boolean;
   memPrealloc?: boolean;
   /** Kernel-assisted dirty tracking (userfaultfd WP + PAGEMAP_SCAN) instead of the harts' map. */
@@ -204,8 +208,9 @@ export class VirtMachine extends EventEmitter {
     const m = new VirtMachine(opts);
     try {
       if (opts.kernel) m.kernel = loadKernel(opts.kernel, RAM_BASE);
-      // Adopted RAM holds the running guest; the images are written again only on reset.
-      if (!opts.adoptRam) m.loadRoms();
+      // Adopted RAM holds the running guest, and an incoming stream brings the guest's own
+      // memory: the images are written again only on reset.
+      if (!opts.adoptRam && !opts.incoming) m.loadRoms();
       await m.spawnWorkers();
       m.drainer = m.devices.effects.startDrain((kind, value) => m.onEffect(kind, value));
       return m;

@@ -148,6 +148,7 @@ export class MigrationManager extends EventEmitter {
     // ---- cpr-transfer: the state goes out now, and failing to send it fails `migrate` ----
     let cpr: CprSource | undefined;
     if (mode === 'cpr-transfer') {
+      this.outgoing = null;
       this.state.reset('setup');
       try {
         cpr = await CprSource.start(opts.cpr!, this.machine.ramBlocks, this.handover, () => warmUpSave(this.machine, this.options));
@@ -286,7 +287,7 @@ export class MigrationManager extends EventEmitter {
       return info;
     }
     const out = this.outgoing;
-    if (!out) return { status };
+    if (!out) return status === 'failed' && this.lastError ? { status, 'error-desc': this.lastError } : { status };
     return sourceInfo(status, out.refreshStats(), this.options.caps['auto-converge']);
   }
 }
