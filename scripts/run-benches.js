@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // `npm run bench`: every benchmark in turn, each printing JSON lines to stdout.
-//   npm run bench [-- cpu host precopy file]   (default: all)
+//   npm run bench [-- cpu host precopy file cpr]   (default: all)
 'use strict';
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 
-const all = ['cpu', 'vcpu', 'host', 'precopy', 'file'];
+const all = ['cpu', 'vcpu', 'host', 'precopy', 'file', 'cpr'];
 const want = process.argv.slice(2).filter((a) => all.includes(a));
 let failed = 0;
 for (const name of want.length ? want : all) {
