@@ -5,18 +5,19 @@
  *   ───────────                                   ───────────
  *   cpr state: serial0/listen, serial0/conn …  ─▶ start-up: names checked against -serial,
  *     (this process's own fds, still in use)       kept unopened (the old one still serves)
- *   guest stopped: UART output delivered,
- *     flushed, backend detached (copies kept)
+ *   guest stopped: UART output delivered, input
+ *     paused; device state out: output flushed,
+ *     accepting stopped (listener set aside); EOF
  *                                                  stream loaded: SHUT 0, run; backend adopted
  *                                                    (guest output held until then)
- *   SHUT 0: copies closed                          the client never reconnects
- *   failure instead: backend rebuilt on the copies, guest runs again
+ *   SHUT 0: our descriptors closed, no shutdown    the client never reconnects
+ *   failure instead: reading and accepting resume, guest runs again
  *
  * A new process that gets no serial descriptors (the old one used stdio, or is QEMU) opens its
  * -serial as usual.
  */
 import * as fs from 'node:fs';
-import { openChardev, type Chardev, type ChardevSpec, type NamedFd } from '../chardev';
+import type { Chardev, ChardevSpec, NamedFd } from '../chardev';
 import type { CprHandover } from '../migration/cpr';
 
 export const SERIAL_ID = 'serial0';
@@ -33,8 +34,6 @@ export interface SerialSlot {
 
 /** The old process's side. */
 export class SerialHandover implements CprHandover {
-  private kept: NamedFd[] | null = null;
-
   constructor(
     private readonly slot: SerialSlot,
     private readonly deliverGuestOutput: () => void,
@@ -44,25 +43,31 @@ export class SerialHandover implements CprHandover {
     return this.slot.get()?.fds() ?? [];
   }
 
+  quiesce(): void {
+    this.deliverGuestOutput();
+    this.slot.get()?.setInputPaused(true);
+  }
+
+  /** Output delivered at the stop reaches the kernel, and the listener stops accepting, before
+   * the stream ends: so before the new process writes or accepts anything. */
   async release(): Promise<void> {
     const c = this.slot.get();
-    if (!c) return;
-    this.deliverGuestOutput();
-    await c.flush(FLUSH_MS);
-    this.kept = c.detach();
-    this.slot.set(null);
+    await c?.flush(FLUSH_MS);
+    await c?.setAccepting(false);
   }
 
   async reclaim(): Promise<void> {
-    const kept = this.kept;
-    this.kept = null;
-    if (!kept || !this.slot.spec) return;
-    this.slot.set(await openChardev(this.slot.spec, { id: SERIAL_ID, adopt: kept }));
+    const c = this.slot.get();
+    await c?.setAccepting(true);
+    c?.setInputPaused(false);
   }
 
+  /** The new process has the console: this one lets go without a shutdown or an unlink. */
   finish(): void {
-    for (const { fd } of this.kept ?? []) closeQuietly(fd);
-    this.kept = null;
+    const c = this.slot.get();
+    if (!c) return;
+    for (const { fd } of c.detach()) closeQuietly(fd);
+    this.slot.set(null);
   }
 }
 

@@ -20,7 +20,7 @@
 import { EventEmitter } from 'node:events';
 import type { VirtMachine } from '../machine/virt';
 import { connectAddress, listenAddress, parseUri, type IncomingListener, type MigrationAddress } from '../transport';
-import { CprSource, checkCprMode, checkCprTransfer, warmUpLoad, warmUpSave, type CprHandover, type CprIncomingHooks } from './cpr';
+import { CprSource, checkCprMode, checkCprTransfer, warmUpLoading, warmUpSaving, type CprHandover, type CprIncomingHooks } from './cpr';
 import { MigrationError } from './errors';
 import { IncomingMigration } from './incoming';
 import { sourceInfo, type MigrationInfo } from './info';
@@ -151,7 +151,7 @@ export class MigrationManager extends EventEmitter {
       this.outgoing = null;
       this.state.reset('setup');
       try {
-        cpr = await CprSource.start(opts.cpr!, this.machine.ramBlocks, this.handover, () => warmUpSave(this.machine, this.options));
+        cpr = await CprSource.start(opts.cpr!, this.machine.ramBlocks, this.handover, () => warmUpSaving(this.machine, this.options));
       } catch (e) {
         this.lastError = e instanceof Error ? e.message : String(e);
         this.state.reset('failed');
@@ -230,7 +230,7 @@ export class MigrationManager extends EventEmitter {
     this.state.reset('setup');
     try {
       // cpr-transfer: the old guest still runs; compile the code of its pause now.
-      if (this.cprIncoming) await warmUpLoad(this.machine, this.options);
+      if (this.cprIncoming) await warmUpLoading(this.machine, this.options);
       this.listener = await listenAddress(addr, { lookupFd: opts.lookupFd });
     } catch (e) {
       this.state.reset('failed');

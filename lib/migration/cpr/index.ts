@@ -10,4 +10,4 @@ export {
   type CprHandover, type CprSourceHooks,
 } from './source';
 export { CprReceiver, CprState, type CprIncomingHooks } from './destination';
-export { warmUpSave, warmUpLoad } from './warmup';
+export { warmUpSave, warmUpLoad, warmUpSaving, warmUpLoading, WARM_UP_ROUNDS } from './warmup';

@@ -8,8 +8,9 @@
  *     status setup; connect cpr; QCPR state: RAM and serial descriptors;         runs
  *       shutdown(SHUT_WR)
  *     ... the new process maps RAM, builds devices, listens on main, closes cpr ...
- *     hang-up → connect main → header, configuration, RAM block list, no pages   runs
- *     vCPUs park → serial let go → END, devices, EOF                            paused
+ *     hang-up → connect main → header, configuration, RAM block list, no pages,  runs
+ *       PING → PONG
+ *     vCPUs park → serial input paused → END, devices → serial let go → EOF     paused
  *     SHUT 0 from the new process → completed, postmigrate; our copies closed    gone
  *   any failure before SHUT 0 → failed; serial taken back; the guest runs again on RAM the
  *   new process never ran on (it starts only after sending SHUT 0)
@@ -32,12 +33,16 @@ import { saveCprState, type CprFd } from './state';
 export interface CprHandover {
   /** What to send; this process keeps its own descriptors. */
   fds(): Array<{ name: string; fd: number }>;
-  /** The guest stopped for the switchover: deliver pending output, stop reading and accepting,
-   * keep copies to come back to. */
+  /** The guest stopped for the switchover: deliver its pending output, stop reading input and
+   * accepting (before the device state is saved), keep everything else. Synchronous: it is
+   * part of the pause. */
+  quiesce(): void;
+  /** The device state is out: whatever must reach the kernel before the new process writes
+   * does so now (the stream's end follows). */
   release(): Promise<void>;
-  /** The migration failed: use the descriptors again (before the guest runs). */
+  /** The migration failed: read and accept again (before the guest runs). */
   reclaim(): Promise<void>;
-  /** The new process has the guest: close the copies. */
+  /** The new process has the guest: let go of this process's descriptors. */
   finish(): void;
 }
 
@@ -45,7 +50,8 @@ export interface CprHandover {
 export interface CprSourceHooks {
   /** Resolves once the new process hung up the cpr channel: it listens on main, or died. */
   readonly listening: Promise<void>;
-  stopped(): Promise<void>;
+  stopped(): void;
+  devicesSent(): Promise<void>;
   failed(): Promise<void>;
   completed(): void;
   /** migrate_cancel while waiting: `listening` resolves at once. */
@@ -161,8 +167,12 @@ export class CprSource implements CprSourceHooks {
     return new CprSource(channel, handover, warmUp);
   }
 
-  async stopped(): Promise<void> {
+  stopped(): void {
     this.released = true;
+    this.handover?.quiesce();
+  }
+
+  async devicesSent(): Promise<void> {
     await this.handover?.release();
   }
 

@@ -5,8 +5,9 @@
  *
  * Why: the pause is a few milliseconds of code that runs once per process lifetime. Cold, V8
  * parses and compiles each function on first use (or again, after flushing the bytecode of a
- * long-idle process), which costs more than the work itself. The live objects cannot serve:
- * a hart's preSave writes its state, and the old guest is running.
+ * long-idle process), and runs it in the interpreter until it has run often enough to be
+ * compiled, which costs more than the work itself. The live objects cannot serve: a hart's
+ * preSave writes its state, and the old guest is running.
  */
 import type { VirtMachine } from '../../machine/virt';
 import { CollectingSink, QemuFileReader, QemuFileWriter } from '../../stream';
@@ -17,6 +18,20 @@ import { RamLoader } from '../ram-load';
 import { RamSaver } from '../ram-save';
 import { SaveVm } from '../savevm';
 import { configurationFor, machineRegistry, streamFormat } from '../sections';
+
+/** Runs of the dry run: enough for V8 to compile the hot functions beyond its interpreter
+ * (some 10 ms of work, while the guest still runs). */
+export const WARM_UP_ROUNDS = 20;
+
+/** The old process's dry runs. */
+export async function warmUpSaving(machine: VirtMachine, options: MigrationOptions): Promise<void> {
+  for (let i = 0; i < WARM_UP_ROUNDS; i++) await warmUpSave(machine, options);
+}
+
+/** The new process's dry runs. */
+export async function warmUpLoading(machine: VirtMachine, options: MigrationOptions): Promise<void> {
+  for (let i = 0; i < WARM_UP_ROUNDS; i++) await warmUpLoad(machine, options);
+}
 
 /** Writes a whole cpr-transfer stream for scratch devices; returns its bytes. */
 export async function warmUpSave(machine: VirtMachine, options: MigrationOptions): Promise<Uint8Array> {

@@ -2,10 +2,10 @@
  * Precopy completion (QEMU migration_completion → qemu_savevm_state_complete_precopy):
  *
  *   [pause in pre-switchover until migrate-continue] → status device → stop the guest
- *   (finish-migrate) → [cpr-transfer: the serial let go] → rate limit lifted →
+ *   (finish-migrate) → [cpr-transfer: serial input paused] → rate limit lifted →
  *   [SWITCHOVER_START] → END sections (RAM: final sync and the last pages) → device FULL
- *   sections → EOF + vmdesc → flush and half-close → [with a return path: the destination's
- *   SHUT 0] → downtime measured
+ *   sections → [cpr-transfer: the serial let go] → EOF + vmdesc → flush and half-close →
+ *   [with a return path: the destination's SHUT 0] → downtime measured
  */
 import { MigrationError } from '../errors';
 import type { OutgoingContext } from './context';
@@ -30,14 +30,12 @@ export async function completePrecopy(ctx: OutgoingContext): Promise<void> {
     ctx.bytesAtStop = f.position;
   }
   await vm.stopForSwitchover();
-  await ctx.deps.cpr?.stopped();
+  ctx.deps.cpr?.stopped();
   ctx.throttle?.stop();
   f.rateLimiter?.setMaxBandwidth(0);
-  // Handed on as each part is ready: the destination loads while the rest is being written.
   await sv.complete();
-  f.flush();
   sv.saveDevices();
-  f.flush();
+  await ctx.deps.cpr?.devicesSent();
   sv.finish();
   const err = await f.close();
   if (err) throw err instanceof MigrationError ? err : new MigrationError('EMIG_PEER', err.message, { cause: err });
