@@ -11,12 +11,14 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { PAGE_SIZE, type MmioDevice } from './bus';
 import { fdtAddress, MROM_BASE, MROM_SIZE, resetVector } from './boot';
-import { HartState, cpuCommonVMState, cpuVMState } from './cpu';
-import { Effect, stderrGuestLogger, VMSTATE_CLINT, VMSTATE_PLIC, VMSTATE_UART, type Drainer, type HostClock } from './devices';
+import { HartState } from './cpu';
+import { Effect, stderrGuestLogger, type Drainer, type HostClock } from './devices';
 import { EmulatorDirtyLog, KernelDirtyLog, type DirtyLog } from './dirty';
 import { loadKernel, type KernelBlob, type KernelImage } from './loader';
 import { resolveMachineType, type MachineType } from './machine-types';
-import { RamBlock } from './ram';
+import type { RamBlock } from './ram';
+import { boardRam, RAM_BASE } from './virt-ram';
+import { virtSections, type VmstateSection } from './virt-sections';
 import { buildVirtDevices, createVirtShares, UART0_IRQ, type VirtDevices, type VirtShares } from './virt-devices';
 import { virtFdt } from './virt-fdt';
 import {
@@ -28,55 +30,17 @@ import {
   RUN_EXIT,
   RUN_GO,
   RUN_PARK,
-  STATE_EXITED,
-  STATE_HALTED,
-  STATE_PARKED,
-  STAMP_PARKED,
-  STAMP_RUNNING,
-  stampsOf,
+  latestStamps,
+  waitAllParked,
 } from './vcpu-control';
 import type { VcpuWorkerData } from './vcpu-worker';
-import type { VMStateDescription } from '../vmstate';
 
-export const RAM_BASE = 0x8000_0000;
-export const RAM_BLOCK_NAME = 'riscv_virt_board.ram';
-export const MROM_BLOCK_NAME = 'riscv_virt_board.mrom';
+export { RAM_BASE, RAM_BLOCK_NAME, MROM_BLOCK_NAME } from './virt-ram';
+export type { VmstateSection } from './virt-sections';
 export const MIN_RAM = 16 * 2 ** 20;
 export const MAX_RAM = 64 * 2 ** 30;
 export const VIRT_ISA = 'rv64ima_zicsr_zifencei';
-/** How long stop() blocks the main thread waiting for harts to park before it yields. */
-const PARK_SPIN_MS = 2;
 
-function sectionsOf(hartStates: readonly HartState[], devices: VirtDevices): VmstateSection[] {
-  const out: VmstateSection[] = [];
-  hartStates.forEach((hs, h) => {
-    out.push({ idstr: 'cpu_common', instanceId: h, vmsd: cpuCommonVMState, opaque: hs });
-    out.push({ idstr: 'cpu', instanceId: h, vmsd: cpuVMState, opaque: hs });
-  });
-  out.push({ idstr: 'riscv_mtimer', instanceId: 0, vmsd: VMSTATE_CLINT, opaque: devices.clint });
-  out.push({ idstr: 'riscv_sifive_plic', instanceId: 0, vmsd: VMSTATE_PLIC, opaque: devices.plic });
-  out.push({ idstr: 'serial', instanceId: 0, vmsd: VMSTATE_UART, opaque: devices.uart });
-  return out;
-}
-
-/** The descriptor a cpr-transfer handed over for a block, or undefined for a fresh one. */
-function adoptedFd(opts: MachineOptions, cprName: string, block: string, reopened: boolean): number | undefined {
-  if (!opts.adoptRam) return undefined;
-  const fd = opts.adoptRam(cprName);
-  // A shared file is opened again by its path, as QEMU does; anything else would come up empty.
-  if (fd === undefined && !reopened) {
-    throw new RangeError(`cpr-transfer: no descriptor '${cprName}' was handed over for RAM block ${block}`);
-  }
-  return fd;
-}
-
-/** A VMState section the board migrates: QEMU's (idstr, instance id), description, object. */
-export interface VmstateSection {
-  idstr: string;
-  instanceId: number;
-  vmsd: VMStateDescription;
-  opaque: unknown;
-}
 
 /** See VirtMachine.populateAhead. */
 export interface PopulateHandle {
@@ -167,30 +131,7 @@ export class VirtMachine extends EventEmitter {
     if (opts.memSize < MIN_RAM || opts.memSize > MAX_RAM || opts.memSize % PAGE_SIZE) {
       throw new RangeError(`RAM size ${opts.memSize} must be a multiple of 4 KiB between 16 MiB and 64 GiB`);
     }
-    const ramName = opts.ramBackendId ?? RAM_BLOCK_NAME;
-    this.ram = RamBlock.create({
-      name: RAM_BLOCK_NAME,
-      cprName: ramName,
-      base: RAM_BASE,
-      size: opts.memSize,
-      memPath: opts.memPath,
-      fd: adoptedFd(opts, ramName, RAM_BLOCK_NAME, !!opts.memPath && !!opts.ramShared),
-      hugetlb: opts.hugetlb,
-      shared: opts.ramShared,
-    });
-    try {
-      this.mrom = RamBlock.create({
-        name: MROM_BLOCK_NAME,
-        base: MROM_BASE,
-        size: MROM_SIZE,
-        readonly: true,
-        shared: opts.auxRamShared,
-        fd: adoptedFd(opts, MROM_BLOCK_NAME, MROM_BLOCK_NAME, false),
-      });
-    } catch (e) {
-      this.ram.close();
-      throw e;
-    }
+    [this.ram, this.mrom] = boardRam(opts);
     // Adopted RAM was preallocated (or not) by the process that made it.
     if (opts.memPrealloc && !opts.adoptRam) this.ram.prealloc();
     this.shares = createVirtShares(this.harts, this.type.compat.clint);
@@ -362,7 +303,7 @@ export class VirtMachine extends EventEmitter {
       });
       this.workers.push(w);
     }
-    await Promise.all(this.ctl.map((c) => this.waitParked(c)));
+    await waitAllParked(this.ctl);
   }
 
   private onWorkerMessage(msg: { type: string; hart: number; info?: unknown; device?: string; message?: string }): void {
@@ -408,34 +349,12 @@ export class VirtMachine extends EventEmitter {
     this.emit('shutdown', status);
   }
 
-  /** Resolves once every vCPU is parked (or halted by a trap loop, or gone). */
-  private async waitParked(c: Int32Array): Promise<void> {
-    for (;;) {
-      const s = Atomics.load(c, CTL_STATE);
-      if (s === STATE_PARKED || s === STATE_HALTED || s === STATE_EXITED) return;
-      const r = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, t?: number): { value: Promise<string> | string } }).waitAsync(c, CTL_STATE, s, 1000);
-      if (typeof r.value !== 'string') await r.value;
-    }
-  }
-
   private async parkAll(): Promise<void> {
     for (let h = 0; h < this.harts; h++) {
       Atomics.store(this.ctl[h], CTL_RUN, RUN_PARK);
       this.devices.lines.kick(h);
     }
-    // A running hart parks within a block: wait for it right here, in the kernel, for up to
-    // PARK_SPIN_MS. Through the event loop each hart costs a wake-up of its own, and a stop is
-    // a guest pause (the switchover's first step). A hart still busy then is awaited normally.
-    const until = performance.now() + PARK_SPIN_MS;
-    for (const c of this.ctl) {
-      for (;;) {
-        const s = Atomics.load(c, CTL_STATE);
-        const left = until - performance.now();
-        if (s === STATE_PARKED || s === STATE_HALTED || s === STATE_EXITED || left <= 0) break;
-        Atomics.wait(c, CTL_STATE, s, left);
-      }
-    }
-    await Promise.all(this.ctl.map((c) => this.waitParked(c)));
+    await waitAllParked(this.ctl);
   }
 
   private releaseAll(): void {
@@ -488,16 +407,7 @@ export class VirtMachine extends EventEmitter {
    * to run after the latest cont; 0n for never.
    */
   vcpuStamps(): { parked: bigint; running: bigint } {
-    let parked = 0n;
-    let running = 0n;
-    for (const c of this.ctl) {
-      const s = stampsOf(c);
-      const p = Atomics.load(s, STAMP_PARKED);
-      const r = Atomics.load(s, STAMP_RUNNING);
-      if (p > parked) parked = p;
-      if (r !== 0n && (running === 0n || r < running)) running = r;
-    }
-    return { parked, running };
+    return latestStamps(this.ctl);
   }
 
   /** Hand on now whatever the guest has written to its UART ('serial' events): before the
@@ -519,7 +429,7 @@ export class VirtMachine extends EventEmitter {
 
   /** The per-hart and per-device VMState sections, named and ordered as QEMU's virt. */
   vmstateSections(): VmstateSection[] {
-    return sectionsOf(this.hartStates, this.devices);
+    return virtSections(this.hartStates, this.devices);
   }
 
   /**
@@ -530,7 +440,7 @@ export class VirtMachine extends EventEmitter {
   scratchSections(): VmstateSection[] {
     const devices = buildVirtDevices(createVirtShares(this.harts, this.type.compat.clint), {});
     const harts = Array.from({ length: this.harts }, (_, h) => HartState.create(h, { resetVector: BigInt(MROM_BASE), lines: devices.lines }));
-    return sectionsOf(harts, devices);
+    return virtSections(harts, devices);
   }
 
   /** Stop the threads and release memory. The machine is unusable afterwards. */
