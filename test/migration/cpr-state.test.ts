@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { FdSocket, MemfdMapping, native } from '../../lib/host';
-import { CPR_FDS_MAX, loadCprState, saveCprState, type CprFd } from '../../lib/migration/cpr';
+import { CPR_FDS_MAX, CprState, loadCprState, saveCprState, type CprFd } from '../../lib/migration/cpr';
 import { MigrationError } from '../../lib/migration';
 import { QemuFileReader, QemuFileWriter } from '../../lib/stream';
 import { CprChannel } from '../../lib/transport';
@@ -176,4 +176,28 @@ test('a descriptor promised but not sent', async () => {
   });
   expect(e.field).toBe('CprState/fds[0]/fd');
   expect(e.message).toMatch(/no descriptor came/);
+});
+
+test('claims: names nobody takes are refused by name, and every descriptor is closed once', async () => {
+  const before = openFds();
+  const [out, inn] = pair();
+  const f = new QemuFileWriter(out);
+  saveCprState(f, [
+    { name: 'riscv_virt_board.ram', id: 0, fd: mem.fd },
+    { name: 'serial0/listen', id: 0, fd: mem.fd },
+    { name: 'serial0/conn', id: 0, fd: mem.fd },
+    { name: 'vfio_group', id: 7, fd: mem.fd },
+  ]);
+  await f.close();
+  const state = new CprState(inn, await loadCprState(new QemuFileReader(inn)));
+  const ram = state.take('riscv_virt_board.ram')!;
+  expect(state.take('riscv_virt_board.ram')).toBeUndefined(); // taken once
+  const serial = state.takeGroup('serial0/');
+  expect(serial.map((x) => x.name)).toEqual(['serial0/listen', 'serial0/conn']);
+  expect(() => state.checkAllClaimed()).toThrow("hands over 'vfio_group (id 7)', which nothing here uses");
+  state.dispose(); // closes vfio_group's copy and the channel
+  out.destroy();
+  expect(openFds()).toBe(before + 3); // what was taken is the taker's to close
+  for (const fd of [ram, ...serial.map((x) => x.fd)]) native.close(fd);
+  expect(openFds()).toBe(before);
 });
