@@ -34,6 +34,16 @@ export interface Chardev {
    * The backend is inert afterwards.
    */
   detach(): NamedFd[];
+  /** Resolves once what was written has left this process, or after `timeoutMs` (a client
+   * that reads nothing): what is still queued here when detach() comes is lost. */
+  flush(timeoutMs: number): Promise<void>;
+  /** Stops (or resumes) reading input, which waits in the kernel meanwhile: a guest being
+   * handed over must take no input it could not keep. A client that arrives meanwhile is
+   * paused too. */
+  setInputPaused(paused: boolean): void;
+  /** A listener stops (or resumes) accepting; clients wait in the backlog meanwhile. Done when
+   * the call returns for `false`, when the promise resolves for `true`. */
+  setAccepting(on: boolean): Promise<void>;
   close(): void;
 }
 
@@ -78,6 +88,9 @@ class NullChardev implements Chardev {
   constructor(readonly id: string) {}
   write(): void {}
   onInput(): void {}
+  async flush(): Promise<void> {}
+  setInputPaused(): void {}
+  async setAccepting(): Promise<void> {}
   fds(): NamedFd[] {
     return [];
   }
@@ -97,6 +110,10 @@ class FileChardev implements Chardev {
     if (this.fd >= 0) fs.writeSync(this.fd, bytes);
   }
   onInput(): void {}
+  /** Writes are synchronous: nothing is ever queued here. */
+  async flush(): Promise<void> {}
+  setInputPaused(): void {}
+  async setAccepting(): Promise<void> {}
 
   fds(): NamedFd[] {
     return this.fd >= 0 ? [{ name: `${this.id}/file`, fd: this.fd }] : [];
@@ -120,6 +137,7 @@ class SocketChardev implements Chardev {
   private readonly socket: ChardevSocket;
   private client: net.Socket | null = null;
   private input: ((b: Uint8Array) => void) | null = null;
+  private inputPaused = false;
 
   constructor(
     readonly id: string,
@@ -137,6 +155,7 @@ class SocketChardev implements Chardev {
   private attach(sock: net.Socket): void {
     this.client = sock;
     sock.on('data', (b) => this.input?.(b));
+    if (this.inputPaused) sock.pause();
     sock.on('close', () => {
       if (this.client === sock) this.client = null;
     });
@@ -148,6 +167,29 @@ class SocketChardev implements Chardev {
   }
   onInput(cb: (bytes: Uint8Array) => void): void {
     this.input = cb;
+  }
+  setInputPaused(paused: boolean): void {
+    this.inputPaused = paused;
+    if (paused) this.client?.pause();
+    else this.client?.resume();
+  }
+  setAccepting(on: boolean): Promise<void> {
+    return this.socket.setAccepting(on);
+  }
+  flush(timeoutMs: number): Promise<void> {
+    const c = this.client;
+    if (!c || c.destroyed || c.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        c.off('drain', done);
+        c.off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      c.once('drain', done);
+      c.once('close', done);
+    });
   }
   fds(): NamedFd[] {
     return this.socket.fds();

@@ -55,6 +55,8 @@ export class ChardevSocket {
   /** In arrival order, which is also the order of their names. */
   private readonly clients: net.Socket[] = [];
   private released = false;
+  /** A listener set aside while accepting is off (setAccepting): its duplicate. */
+  private parkedListen: number | undefined;
   private firstClient!: () => void;
   private noClient!: (e: Error) => void;
   /** Resolves when the first client is here (accepted, connected or adopted). */
@@ -89,10 +91,33 @@ export class ChardevSocket {
     return this.liveClients().length;
   }
 
+  /**
+   * Stops or restarts accepting. Off: the listening descriptor is set aside (a duplicate) and
+   * the handle closed, so this process accepts nothing while the socket keeps listening —
+   * for another process holding a copy (cpr-transfer), or for later. On: listening resumes
+   * on it.
+   */
+  async setAccepting(on: boolean): Promise<void> {
+    if (!on) {
+      const fd = this.server && handleFd(this.server);
+      if (fd === undefined || this.parkedListen !== undefined) return;
+      this.parkedListen = native.dup(fd);
+      this.server!.close();
+      this.server = undefined;
+      return;
+    }
+    const fd = this.parkedListen;
+    if (fd === undefined) return;
+    this.parkedListen = undefined;
+    const server = this.createServer();
+    await listenOn(server, { fd });
+    this.server = server;
+  }
+
   /** The descriptors that keep this chardev alive now: the listener, then each connection. */
   fds(): NamedFd[] {
     const out: NamedFd[] = [];
-    const listen = this.server && handleFd(this.server);
+    const listen = this.parkedListen ?? (this.server && handleFd(this.server));
     if (listen !== undefined) out.push({ name: `${this.opts.id}/listen`, fd: listen });
     this.liveClients().forEach((sock, i) => {
       const fd = handleFd(sock);
@@ -116,6 +141,7 @@ export class ChardevSocket {
       throw e;
     }
     this.released = true;
+    this.closeParked();
     // destroy() only closes this process's descriptor: close(2) without shutdown(2), and the
     // duplicate keeps the open socket alive, so the peer sees neither FIN nor RST.
     for (const sock of this.clients.splice(0)) sock.destroy();
@@ -130,6 +156,7 @@ export class ChardevSocket {
   close(): Promise<void> {
     if (this.released) return Promise.resolve();
     this.released = true;
+    this.closeParked();
     for (const sock of this.clients.splice(0)) if (!sock.destroyed) sock.end(() => sock.destroy());
     const server = this.server;
     this.server = undefined;
@@ -139,6 +166,11 @@ export class ChardevSocket {
     if (this.spec.kind === 'unix' && this.spec.server) removeStaleSocket(this.spec.path);
     this.noClient(new Error(`chardev '${this.opts.id}' closed`));
     return closed;
+  }
+
+  private closeParked(): void {
+    if (this.parkedListen !== undefined) native.close(this.parkedListen);
+    this.parkedListen = undefined;
   }
 
   private liveClients(): net.Socket[] {

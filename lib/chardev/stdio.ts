@@ -30,6 +30,17 @@ export class StdioChardev implements Chardev {
     process.stdin.on('data', this.listener);
   }
 
+  /** stdout stays with this process; nothing of it is handed over. */
+  async flush(): Promise<void> {}
+
+  setInputPaused(paused: boolean): void {
+    if (!this.listener) return;
+    if (paused) process.stdin.pause();
+    else process.stdin.resume();
+  }
+
+  async setAccepting(): Promise<void> {}
+
   fds(): NamedFd[] {
     return [];
   }

@@ -12,6 +12,9 @@
  *
  *   npm start -- [--guest ab|dirty|idle] [--mem 512M] [--smp 2] [--transport unix|tcp]
  *                [--downtime-limit MS] [--max-bandwidth SIZE] [--append ARGS] [--keep]
+ *   npm start -- --cpr [--mem 512M] [--smp 2] [--append ARGS] [--keep]
+ *                upgrade the livemig process under the running ab guest (cpr-transfer,
+ *                demo-cpr.ts)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -19,6 +22,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { QmpClient } from '../monitor/qmp-client';
 import { formatSize, parseSize } from '../util/size';
+import { cprDemo } from './demo-cpr';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const CONVERGE_WAIT_S = 30;
@@ -33,6 +37,7 @@ interface DemoOptions {
   maxBandwidth: number;
   append: string;
   keep: boolean;
+  cpr: boolean;
 }
 
 function parseDemoArgs(argv: string[]): DemoOptions {
@@ -45,6 +50,7 @@ function parseDemoArgs(argv: string[]): DemoOptions {
     maxBandwidth: 0,
     append: 'size=64M',
     keep: false,
+    cpr: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -66,9 +72,10 @@ function parseDemoArgs(argv: string[]): DemoOptions {
       case '--max-bandwidth': o.maxBandwidth = parseSize(v(), 2 ** 20); break;
       case '--append': o.append = v(); break;
       case '--keep': o.keep = true; break;
+      case '--cpr': o.cpr = true; break;
       case '-h':
       case '--help':
-        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 10).join('\n') + '\n');
+        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 14).join('\n') + '\n');
         process.exit(0);
       default: throw new Error(`unknown option ${a}`);
     }
@@ -114,6 +121,21 @@ async function main(): Promise<number> {
   const kernel = path.join(ROOT, 'guests', `${o.guest}.elf`);
   if (!fs.existsSync(kernel)) throw new Error(`no guest '${o.guest}' (${kernel})`);
   const memBytes = parseSize(o.mem, 2 ** 20);
+  if (o.cpr) {
+    if (o.guest !== 'ab') throw new Error('--cpr runs the ab guest');
+    try {
+      return await cprDemo({
+        kernel, mem: o.mem, memBytes, smp: o.smp, append: o.append, dir,
+        spawn: (name, args) => {
+          const vm = new Vm(name, args);
+          return { kill: () => vm.kill(), pid: vm.proc.pid! };
+        },
+        verify: (q) => verify(o, q, dir, memBytes),
+      });
+    } finally {
+      if (!o.keep) fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
   const common = ['-M', 'virt', '-m', o.mem, '-smp', String(o.smp), '-bios', 'none', '-kernel', kernel,
     '-display', 'none', '-serial', 'stdio', '-monitor', 'none'];
   if (o.append) common.push('-append', o.append);

@@ -4,6 +4,7 @@
  * argument into the config. Unknown or malformed options raise OptionError naming the option.
  */
 import { parseChardev, type ChardevSpec } from '../chardev';
+import { parseIncoming, type IncomingChannels } from './incoming';
 import { OptionError, parseBool, parseKeyval } from '../util/keyval';
 import { parseSize, SizeError } from '../util/size';
 import { parseUuid, UuidError } from '../util/uuid';
@@ -37,6 +38,8 @@ export interface LivemigConfig {
   monitor: ChardevSpec[];
   qmp: ChardevSpec[];
   incoming: string[];
+  /** The -incoming arguments read as QEMU reads them: main (or defer) and cpr channels. */
+  incomingChannels: IncomingChannels;
   startPaused: boolean;
   name?: string;
   /** -name ...,process=NAME: the process title */
@@ -68,6 +71,7 @@ function defaults(): LivemigConfig {
     monitor: [],
     qmp: [],
     incoming: [],
+    incomingChannels: {},
     startPaused: false,
     daemonize: false,
     memPrealloc: false,
@@ -261,4 +265,10 @@ function finish(cfg: LivemigConfig): void {
     cfg.memSize = be.size;
   }
   if (cfg.serial.length > 1) throw new OptionError('-serial: the virt board has one UART');
+  try {
+    cfg.incomingChannels = parseIncoming(cfg.incoming);
+  } catch (e) {
+    if (e instanceof OptionError) throw new OptionError(`-incoming: ${e.message}`);
+    throw e;
+  }
 }

@@ -2,18 +2,31 @@
  * One livemig process: the machine built from the command line, its serial backend, its
  * monitors (QMP, HMP) and its migration state. It is the monitor's backend: the commands of
  * QMP and HMP land here.
+ *
+ * Start-up, in QEMU's order:
+ *   [-incoming with a cpr channel: wait for the old process, read the CPR state]
+ *   machine (on the received RAM descriptors: nothing written into RAM) → serial (unless the
+ *   old process's is to be adopted) → monitors → pidfile → -incoming listens (and closes the
+ *   cpr channel), or the guest runs
+ * So with a cpr channel the monitor is not up until the old process has sent its state.
  */
 import * as fs from 'node:fs';
-import { openChardev, type Chardev } from '../chardev';
-import { VirtMachine } from '../machine/virt';
+import { openChardev, type Chardev, type NamedFd } from '../chardev';
+import { VirtMachine, type MachineOptions } from '../machine/virt';
 import { MigrationManager, parseMigrationGlobal } from '../migration';
+import { CprReceiver, type CprState } from '../migration/cpr';
 import { EventBus, ManagerMigrationBackend, Monitor, QmpError, type MonitorBackend, type StatusInfo } from '../monitor';
 import { formatUuid } from '../util/uuid';
+import { SERIAL_ID, SerialHandover, checkSerialFds, closeQuietly } from './cpr-serial';
 import type { LivemigConfig } from './options';
 
 export class Runtime implements MonitorBackend {
   private serial: Chardev | null = null;
   private closing = false;
+  /** cpr-transfer, new process: the old process's serial descriptors, adopted once the guest
+   * runs here; its output waits meanwhile (its input waits in the kernel). */
+  private serialToAdopt: NamedFd[] = [];
+  private serialHeld: Uint8Array[] | null = null;
   readonly manager: MigrationManager;
   readonly events: EventBus;
   readonly migration: ManagerMigrationBackend;
@@ -22,8 +35,17 @@ export class Runtime implements MonitorBackend {
   private constructor(
     readonly cfg: LivemigConfig,
     readonly machine: VirtMachine,
+    private readonly cpr: CprState | null,
   ) {
-    this.manager = new MigrationManager(machine, { startPaused: cfg.startPaused });
+    const slot = {
+      spec: cfg.serial[0],
+      get: () => this.serial,
+      set: (c: Chardev | null) => this.installSerial(c),
+    };
+    this.manager = new MigrationManager(machine, {
+      startPaused: cfg.startPaused,
+      handover: new SerialHandover(slot, () => machine.flushSerialOutput()),
+    });
     for (const g of cfg.globals) {
       const { name, value } = parseMigrationGlobal(g);
       this.manager.options.setGlobal(name, value);
@@ -42,42 +64,73 @@ export class Runtime implements MonitorBackend {
       throw new Error('no -kernel given (firmware is not emulated; use -bios none -kernel FILE)');
     }
     const kernel = cfg.kernel ? readKernel(cfg.kernel) : undefined;
-    const backend = cfg.machine.memoryBackend ? cfg.objects.find((o) => o.id === cfg.machine.memoryBackend) : undefined;
     if (cfg.processName !== undefined) process.title = cfg.processName;
-    const machine = await VirtMachine.create({
-      type: cfg.machine.type,
-      memSize: cfg.memSize,
-      smp: cfg.smp,
-      kernel,
-      append: cfg.append,
-      memPath: backend?.qomType === 'memory-backend-file' ? backend.memPath : undefined,
-      hugetlb: backend?.hugetlb,
-      memPrealloc: cfg.memPrealloc || !!backend?.prealloc,
-      kernelDirtyLog: cfg.machine.dirtyLog === 'kernel',
-      uuid: cfg.uuid,
-      // QEMU: RAM is shared when its backend says share=on, or, with no backend, when
-      // aux-ram-share=on makes implicit RAM shareable; the ROM is implicit RAM.
-      ramShared: backend ? backend.share : cfg.machine.auxRamShare,
-      auxRamShared: cfg.machine.auxRamShare,
-    });
+    // cpr-transfer: nothing exists yet; the old process's state comes first (QEMU reads it
+    // before creating devices, and its monitor is not up until then).
+    const cprAddr = cfg.incomingChannels.cpr;
+    const cpr = cprAddr ? await CprReceiver.listen(cprAddr).receive() : null;
+    let machine: VirtMachine;
+    try {
+      machine = await VirtMachine.create(machineOptions(cfg, kernel, cpr));
+    } catch (e) {
+      cpr?.dispose();
+      throw e;
+    }
     let rt: Runtime;
     try {
-      rt = new Runtime(cfg, machine);
+      rt = new Runtime(cfg, machine, cpr);
       await rt.setup();
     } catch (e) {
+      cpr?.dispose();
       await machine.destroy();
       throw e;
     }
     return rt;
   }
 
+  private installSerial(c: Chardev | null): void {
+    this.serial = c;
+    c?.onInput((b) => this.machine.serialInput(b));
+  }
+
+  /** cpr-transfer, new process: claims the serial's descriptors; every one must be used. */
+  private claimCprFds(): void {
+    const cpr = this.cpr!;
+    const fds = cpr.takeGroup(`${SERIAL_ID}/`);
+    try {
+      checkSerialFds(this.cfg.serial[0], fds);
+      cpr.checkAllClaimed();
+    } catch (e) {
+      for (const { fd } of fds) closeQuietly(fd);
+      throw e;
+    }
+    this.serialToAdopt = fds;
+    if (fds.length) this.serialHeld = [];
+  }
+
+  /**
+   * The guest runs here: the old process let go of the serial at its stop. Done after the
+   * guest resumed, to keep it out of the pause; the descriptors were checked at start-up, so
+   * this does not fail in practice, and if it did the guest would run on without a console.
+   */
+  private async adoptSerial(): Promise<void> {
+    const fds = this.serialToAdopt;
+    this.serialToAdopt = [];
+    try {
+      if (fds.length) this.installSerial(await openChardev(this.cfg.serial[0], { id: SERIAL_ID, adopt: fds }));
+    } catch (e) {
+      process.stderr.write(`livemig: cpr-transfer: the serial could not be taken over: ${e instanceof Error ? e.message : e}\n`);
+    }
+    const held = this.serialHeld ?? [];
+    this.serialHeld = null;
+    for (const b of held) this.serial?.write(b);
+  }
+
   private async setup(): Promise<void> {
     const { cfg, machine } = this;
-    if (cfg.serial.length) {
-      this.serial = await openChardev(cfg.serial[0], { id: 'serial0' });
-      this.serial.onInput((b) => machine.serialInput(b));
-    }
-    machine.on('serial', (b: Uint8Array) => this.serial?.write(b));
+    if (this.cpr) this.claimCprFds();
+    if (cfg.serial.length && !this.serialToAdopt.length) this.installSerial(await openChardev(cfg.serial[0], { id: SERIAL_ID }));
+    machine.on('serial', (b: Uint8Array) => (this.serialHeld ? this.serialHeld.push(b) : this.serial?.write(b)));
     machine.on('shutdown', (status: number) => {
       this.events.emit('SHUTDOWN', { guest: true, reason: 'guest-shutdown' });
       void this.quit(status);
@@ -93,12 +146,11 @@ export class Runtime implements MonitorBackend {
     }
     if (cfg.pidfile) fs.writeFileSync(cfg.pidfile, `${process.pid}\n`);
 
-    const channels = cfg.incoming.filter((u) => u.startsWith('{') || u.includes('channel-type'));
-    if (channels.length) throw new Error(`-incoming ${channels[0]}: migration channels in JSON or keyval form are not supported yet (use a URI)`);
-    if (cfg.incoming.length > 1) throw new Error('-incoming: only one main channel is supported');
-    if (cfg.incoming.length === 1) {
-      this.manager.expectIncoming();
-      if (cfg.incoming[0] !== 'defer') await this.manager.incoming(cfg.incoming[0], { exitOnError: true });
+    const main = cfg.incomingChannels.main;
+    if (main !== undefined) {
+      const cpr = this.cpr;
+      this.manager.expectIncoming({ cpr: cpr ? { listening: () => cpr.listening(), resumed: () => void this.adoptSerial() } : undefined });
+      if (main !== 'defer') await this.manager.incoming(main, { exitOnError: true });
     } else if (!cfg.startPaused) {
       machine.cont();
     }
@@ -160,6 +212,11 @@ export class Runtime implements MonitorBackend {
     return this.machine.harts;
   }
 
+  vcpuTimes(): { parked: number; running: number } {
+    const { parked, running } = this.machine.vcpuStamps();
+    return { parked: Number(parked) / 1000, running: Number(running) / 1000 };
+  }
+
   guestName(): string | undefined {
     return this.cfg.name;
   }
@@ -167,6 +224,30 @@ export class Runtime implements MonitorBackend {
   guestUuid(): string {
     return formatUuid(this.machine.uuid ?? new Uint8Array(16));
   }
+}
+
+function machineOptions(cfg: LivemigConfig, kernel: Uint8Array | undefined, cpr: CprState | null): MachineOptions {
+  const backend = cfg.machine.memoryBackend ? cfg.objects.find((o) => o.id === cfg.machine.memoryBackend) : undefined;
+  return {
+    type: cfg.machine.type,
+    memSize: cfg.memSize,
+    smp: cfg.smp,
+    kernel,
+    append: cfg.append,
+    memPath: backend?.qomType === 'memory-backend-file' ? backend.memPath : undefined,
+    hugetlb: backend?.hugetlb,
+    memPrealloc: cfg.memPrealloc || !!backend?.prealloc,
+    kernelDirtyLog: cfg.machine.dirtyLog === 'kernel',
+    uuid: cfg.uuid,
+    // RAM is shared when its backend says share=on. Without a backend, aux-ram-share=on makes
+    // it shared too: livemig's main RAM is a memfd either way (QEMU leaves -m's RAM private
+    // and asks for a memfd backend). The mask ROM is implicit RAM: aux-ram-share decides.
+    ramShared: backend ? backend.share : cfg.machine.auxRamShare,
+    auxRamShared: cfg.machine.auxRamShare,
+    ramBackendId: backend?.id,
+    adoptRam: cpr ? (name) => cpr.take(name) : undefined,
+    incoming: cfg.incomingChannels.main !== undefined,
+  };
 }
 
 function readKernel(path: string): Uint8Array {

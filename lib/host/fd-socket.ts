@@ -138,6 +138,12 @@ export class FdListener {
     return new FdListener(native.listen(path, typeNumber(type), backlog), path, type);
   }
 
+  /** Wraps a socket that already listens (e.g. inherited, as QEMU's `fd` socket address);
+   * it has no path of its own here. */
+  static fromFd(fd: number, type: FdSocketType = 'stream'): FdListener {
+    return new FdListener(fd, '', type);
+  }
+
   async accept(): Promise<FdSocket> {
     for (;;) {
       const fd = native.accept(this.fd);

@@ -30,8 +30,12 @@ export interface RamBlockOptions {
   hugetlb?: boolean;
   /** Back with this file instead of an anonymous memfd (memory-backend-file mem-path). */
   memPath?: string;
-  /** Map an existing fd (a memfd handed over by cpr-transfer). */
+  /** Map an existing fd (a memfd handed over by cpr-transfer). The block owns it from the
+   * call on, even when creation fails. Its size must be the block's. */
   fd?: number;
+  /** The memory region's name (QEMU's memory_region_name): a memory backend's id, else the
+   * idstr. cpr-transfer hands the block's descriptor over under this name. */
+  cprName?: string;
   /**
    * Whether another process may map this memory (QEMU's RAM_SHARED: a backend with share=on,
    * or implicit RAM with -machine aux-ram-share=on). Every block lives in a memfd or file
@@ -52,6 +56,8 @@ export class RamBlock implements RamRegion {
   readonly size: number;
   readonly readonly: boolean;
   readonly shared: boolean;
+  /** See RamBlockOptions.cprName. */
+  readonly cprName: string;
   /** The backing file's path (memory-backend-file), QEMU's RAM_NAMED_FILE. */
   readonly memPath: string | undefined;
   readonly pageSize = PAGE_SIZE;
@@ -65,6 +71,7 @@ export class RamBlock implements RamRegion {
     this.size = opts.size;
     this.readonly = opts.readonly ?? false;
     this.shared = opts.shared ?? false;
+    this.cprName = opts.cprName ?? opts.name;
     this.memPath = opts.memPath;
     this.windows = mapping.windows(WINDOW_SIZE);
     this.bytes = this.windows.map((w) => new Uint8Array(w));
@@ -77,7 +84,7 @@ export class RamBlock implements RamRegion {
     }
     let mapping: MemfdMapping;
     if (opts.fd !== undefined) {
-      mapping = MemfdMapping.fromFd(opts.fd, { length: opts.size, ownsFd: true });
+      mapping = adoptFd(opts);
     } else if (opts.memPath && !opts.shared) {
       // share=off (QEMU's default for memory-backend-file) maps the file MAP_PRIVATE: the guest
       // starts from the file's contents and its writes never reach the file. A private memfd
@@ -192,6 +199,26 @@ export class RamBlock implements RamRegion {
     if (offset < 0 || length < 0 || offset + length > this.size) {
       throw new RamBlockError(`RAM block ${this.name}: [${offset}, +${length}) is outside its ${this.size} bytes`);
     }
+  }
+}
+
+/** A descriptor from another process: exactly the block's size (a shorter file would SIGBUS
+ * past its end, a longer one is somebody else's layout). Closed on failure. */
+function adoptFd(opts: RamBlockOptions): MemfdMapping {
+  const fd = opts.fd!;
+  try {
+    const size = native.fdSize(fd);
+    if (size !== opts.size) {
+      throw new RamBlockError(`RAM block ${opts.name}: the descriptor '${opts.cprName ?? opts.name}' holds ${size} bytes, the block has ${opts.size}`);
+    }
+    return MemfdMapping.fromFd(fd, { length: opts.size, ownsFd: true });
+  } catch (e) {
+    try {
+      native.close(fd);
+    } catch {
+      /* already closed */
+    }
+    throw e;
   }
 }
 

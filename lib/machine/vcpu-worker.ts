@@ -20,11 +20,15 @@ import {
   CTL_THROTTLE,
   CTL_TID,
   RUN_EXIT,
+  RUN_GO,
   RUN_PARK,
   STATE_EXITED,
   STATE_HALTED,
   STATE_PARKED,
   STATE_RUNNING,
+  STAMP_PARKED,
+  STAMP_RUNNING,
+  stampsOf,
   THROTTLE_TIMESLICE_MS,
   throttleSleepMs,
 } from './vcpu-control';
@@ -44,6 +48,7 @@ const SLICE = 1 << 20;
 
 function main(d: VcpuWorkerData): void {
   const ctl = new Int32Array(d.ctl);
+  const stamps = stampsOf(ctl);
   const devs = buildVirtDevices(d.devices, {
     log: d.guestErrors ? (dev, msg) => parentPort?.postMessage({ type: 'guest-error', hart: d.hartId, device: dev, message: msg }) : undefined,
   });
@@ -68,9 +73,11 @@ function main(d: VcpuWorkerData): void {
     const run = Atomics.load(ctl, CTL_RUN);
     if (run === RUN_EXIT) break;
     if (run === RUN_PARK) {
+      Atomics.store(stamps, STAMP_PARKED, process.hrtime.bigint());
       Atomics.store(ctl, CTL_STATE, STATE_PARKED);
       Atomics.notify(ctl, CTL_STATE);
       Atomics.wait(ctl, CTL_RUN, RUN_PARK);
+      if (Atomics.load(ctl, CTL_RUN) === RUN_GO) Atomics.store(stamps, STAMP_RUNNING, process.hrtime.bigint());
       sliceStart = performance.now();
       continue;
     }

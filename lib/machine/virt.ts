@@ -11,12 +11,14 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { PAGE_SIZE, type MmioDevice } from './bus';
 import { fdtAddress, MROM_BASE, MROM_SIZE, resetVector } from './boot';
-import { HartState, cpuCommonVMState, cpuVMState } from './cpu';
-import { Effect, stderrGuestLogger, VMSTATE_CLINT, VMSTATE_PLIC, VMSTATE_UART, type Drainer, type HostClock } from './devices';
+import { HartState } from './cpu';
+import { Effect, stderrGuestLogger, type Drainer, type HostClock } from './devices';
 import { EmulatorDirtyLog, KernelDirtyLog, type DirtyLog } from './dirty';
 import { loadKernel, type KernelBlob, type KernelImage } from './loader';
 import { resolveMachineType, type MachineType } from './machine-types';
-import { RamBlock } from './ram';
+import type { RamBlock } from './ram';
+import { boardRam, RAM_BASE } from './virt-ram';
+import { virtSections, type VmstateSection } from './virt-sections';
 import { buildVirtDevices, createVirtShares, UART0_IRQ, type VirtDevices, type VirtShares } from './virt-devices';
 import { virtFdt } from './virt-fdt';
 import {
@@ -28,27 +30,17 @@ import {
   RUN_EXIT,
   RUN_GO,
   RUN_PARK,
-  STATE_EXITED,
-  STATE_HALTED,
-  STATE_PARKED,
+  latestStamps,
+  waitAllParked,
 } from './vcpu-control';
 import type { VcpuWorkerData } from './vcpu-worker';
-import type { VMStateDescription } from '../vmstate';
 
-export const RAM_BASE = 0x8000_0000;
-export const RAM_BLOCK_NAME = 'riscv_virt_board.ram';
-export const MROM_BLOCK_NAME = 'riscv_virt_board.mrom';
+export { RAM_BASE, RAM_BLOCK_NAME, MROM_BLOCK_NAME } from './virt-ram';
+export type { VmstateSection } from './virt-sections';
 export const MIN_RAM = 16 * 2 ** 20;
 export const MAX_RAM = 64 * 2 ** 30;
 export const VIRT_ISA = 'rv64ima_zicsr_zifencei';
 
-/** A VMState section the board migrates: QEMU's (idstr, instance id), description, object. */
-export interface VmstateSection {
-  idstr: string;
-  instanceId: number;
-  vmsd: VMStateDescription;
-  opaque: unknown;
-}
 
 /** See VirtMachine.populateAhead. */
 export interface PopulateHandle {
@@ -68,9 +60,21 @@ export interface MachineOptions {
   /** Kernel image bytes (ELF or raw). */
   kernel?: Uint8Array;
   append?: string;
-  /** RAM backing: an anonymous memfd (default), a file, or an fd handed over (cpr-transfer). */
+  /** RAM backing: an anonymous memfd (default) or a file (memory-backend-file). */
   memPath?: string;
-  memFd?: number;
+  /** The -machine memory-backend object's id: the main RAM's memory region name. */
+  ramBackendId?: string;
+  /**
+   * cpr-transfer, new process: the descriptor of each RAM block by its memory region name
+   * (RamBlock.cprName), taken from the old process; the machine owns what it takes. RAM then
+   * holds a running guest: nothing is written into it (no kernel, device tree or reset vector)
+   * until a reset, and a shared block must have a descriptor unless a named file backs it.
+   */
+  adoptRam?: (cprName: string) => number | undefined;
+  /** An incoming migration will fill RAM: write the boot images only at a reset, as QEMU's
+   * rom_reset skips ROM blobs while in inmigrate (RAM left in a shared file by cpr-reboot or
+   * x-ignore-shared must not be overwritten). */
+  incoming?: boolean;
   hugetlb?: boolean;
   memPrealloc?: boolean;
   /** Kernel-assisted dirty tracking (userfaultfd WP + PAGEMAP_SCAN) instead of the harts' map. */
@@ -127,17 +131,9 @@ export class VirtMachine extends EventEmitter {
     if (opts.memSize < MIN_RAM || opts.memSize > MAX_RAM || opts.memSize % PAGE_SIZE) {
       throw new RangeError(`RAM size ${opts.memSize} must be a multiple of 4 KiB between 16 MiB and 64 GiB`);
     }
-    this.ram = RamBlock.create({
-      name: RAM_BLOCK_NAME,
-      base: RAM_BASE,
-      size: opts.memSize,
-      memPath: opts.memPath,
-      fd: opts.memFd,
-      hugetlb: opts.hugetlb,
-      shared: opts.ramShared,
-    });
-    this.mrom = RamBlock.create({ name: MROM_BLOCK_NAME, base: MROM_BASE, size: MROM_SIZE, readonly: true, shared: opts.auxRamShared });
-    if (opts.memPrealloc) this.ram.prealloc();
+    [this.ram, this.mrom] = boardRam(opts);
+    // Adopted RAM was preallocated (or not) by the process that made it.
+    if (opts.memPrealloc && !opts.adoptRam) this.ram.prealloc();
     this.shares = createVirtShares(this.harts, this.type.compat.clint);
     this.devices = buildVirtDevices(this.shares, { clock: opts.clock, log: opts.guestErrors ? stderrGuestLogger : undefined });
     this.hartStates = [];
@@ -153,7 +149,9 @@ export class VirtMachine extends EventEmitter {
     const m = new VirtMachine(opts);
     try {
       if (opts.kernel) m.kernel = loadKernel(opts.kernel, RAM_BASE);
-      m.loadRoms();
+      // Adopted RAM holds the running guest, and an incoming stream brings the guest's own
+      // memory: the images are written again only on reset.
+      if (!opts.adoptRam && !opts.incoming) m.loadRoms();
       await m.spawnWorkers();
       m.drainer = m.devices.effects.startDrain((kind, value) => m.onEffect(kind, value));
       return m;
@@ -312,7 +310,7 @@ export class VirtMachine extends EventEmitter {
       });
       this.workers.push(w);
     }
-    await Promise.all(this.ctl.map((c) => this.waitParked(c)));
+    await waitAllParked(this.ctl);
   }
 
   private onWorkerMessage(msg: { type: string; hart: number; info?: unknown; device?: string; message?: string }): void {
@@ -358,22 +356,12 @@ export class VirtMachine extends EventEmitter {
     this.emit('shutdown', status);
   }
 
-  /** Resolves once every vCPU is parked (or halted by a trap loop, or gone). */
-  private async waitParked(c: Int32Array): Promise<void> {
-    for (;;) {
-      const s = Atomics.load(c, CTL_STATE);
-      if (s === STATE_PARKED || s === STATE_HALTED || s === STATE_EXITED) return;
-      const r = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, t?: number): { value: Promise<string> | string } }).waitAsync(c, CTL_STATE, s, 1000);
-      if (typeof r.value !== 'string') await r.value;
-    }
-  }
-
   private async parkAll(): Promise<void> {
     for (let h = 0; h < this.harts; h++) {
       Atomics.store(this.ctl[h], CTL_RUN, RUN_PARK);
       this.devices.lines.kick(h);
     }
-    await Promise.all(this.ctl.map((c) => this.waitParked(c)));
+    await waitAllParked(this.ctl);
   }
 
   private releaseAll(): void {
@@ -420,6 +408,22 @@ export class VirtMachine extends EventEmitter {
     }
   }
 
+  /**
+   * CLOCK_MONOTONIC nanoseconds (process.hrtime.bigint(), one clock for every process of the
+   * host): when the last vCPU parked at the latest stop, and when the first one left its park
+   * to run after the latest cont; 0n for never.
+   */
+  vcpuStamps(): { parked: bigint; running: bigint } {
+    return latestStamps(this.ctl);
+  }
+
+  /** Hand on now whatever the guest has written to its UART ('serial' events): before the
+   * serial backend is given to another process, nothing may be left behind in this one. */
+  flushSerialOutput(): void {
+    this.devices.effects.drain((kind, value) => this.onEffect(kind, value));
+    this.flushSerial();
+  }
+
   /** auto-converge: each vCPU sleeps `pct`% of the time (0 = off). */
   setThrottle(pct: number): void {
     for (const c of this.ctl) Atomics.store(c, CTL_THROTTLE, Math.max(0, Math.min(99, Math.round(pct))));
@@ -432,15 +436,18 @@ export class VirtMachine extends EventEmitter {
 
   /** The per-hart and per-device VMState sections, named and ordered as QEMU's virt. */
   vmstateSections(): VmstateSection[] {
-    const out: VmstateSection[] = [];
-    for (let h = 0; h < this.harts; h++) {
-      out.push({ idstr: 'cpu_common', instanceId: h, vmsd: cpuCommonVMState, opaque: this.hartStates[h] });
-      out.push({ idstr: 'cpu', instanceId: h, vmsd: cpuVMState, opaque: this.hartStates[h] });
-    }
-    out.push({ idstr: 'riscv_mtimer', instanceId: 0, vmsd: VMSTATE_CLINT, opaque: this.devices.clint });
-    out.push({ idstr: 'riscv_sifive_plic', instanceId: 0, vmsd: VMSTATE_PLIC, opaque: this.devices.plic });
-    out.push({ idstr: 'serial', instanceId: 0, vmsd: VMSTATE_UART, opaque: this.devices.uart });
-    return out;
+    return virtSections(this.hartStates, this.devices);
+  }
+
+  /**
+   * The same sections over fresh harts and devices that nothing runs and nothing reads: a dry
+   * run of the save and load code. cpr-transfer runs it just before the guest stops, so the
+   * stop does not wait for code V8 compiles (or recompiles after flushing) on first use.
+   */
+  scratchSections(): VmstateSection[] {
+    const devices = buildVirtDevices(createVirtShares(this.harts, this.type.compat.clint), {});
+    const harts = Array.from({ length: this.harts }, (_, h) => HartState.create(h, { resetVector: BigInt(MROM_BASE), lines: devices.lines }));
+    return virtSections(harts, devices);
   }
 
   /** Stop the threads and release memory. The machine is unusable afterwards. */

@@ -36,7 +36,9 @@ export type MigrationErrorCode =
   /** A request not possible in the current state (QMP-level misuse). */
   | 'EMIG_STATE'
   /** A capability, parameter or property refused (QEMU's rules, or not implemented here). */
-  | 'EMIG_SETTING';
+  | 'EMIG_SETTING'
+  /** The cpr state or a cpr-transfer handover is invalid (descriptor names, sizes, counts). */
+  | 'EMIG_CPR';
 
 export interface MigrationErrorInfo {
   section?: string;

@@ -12,11 +12,16 @@
  * answered with PONG, SWITCHOVER_START needs nothing; the postcopy commands drive
  * postcopy/destination.ts. After EOF the vmdesc is read and discarded; then the guest runs if
  * the source was running (or sent no run state) and the destination was not started with -S.
- * A SHUT (0 ok, 1 failed) goes back on the return path when there is one.
+ * A SHUT (0 ok, 1 failed) goes back on the return path when there is one, SHUT 0 before the
+ * guest runs here: until the source has it, the source may still resume, and with cpr-transfer
+ * both would then run on the same RAM.
  *
  * Once the guest runs here in postcopy there is no going back: a broken or bad stream pauses
  * (postcopy-paused) until `migrate-recover` brings a new channel; before that, any failure
  * fails the load and the source keeps the guest.
+ *
+ * cpr-transfer (a cpr channel brought the RAM, cpr/destination.ts): every block is ignored, so
+ * a page record is an error; nothing is populated; the serial is adopted once the guest runs.
  */
 import { performance } from 'node:perf_hooks';
 import type { VirtMachine } from '../machine/virt';
@@ -24,6 +29,7 @@ import { QemuFileReader, VMDESC_JSON_MAX, type ByteChannel } from '../stream';
 import { MigrationError } from './errors';
 import type { GlobalState } from './globalstate';
 import { LoadVm } from './loadvm';
+import type { CprIncomingHooks } from './cpr/destination';
 import type { MigrationOptions } from './options';
 import { PostcopyDestination, type PostcopyState } from './postcopy/destination';
 import { abortChannel, type PostcopyDestinationStats } from './postcopy/shared';
@@ -44,6 +50,8 @@ export interface IncomingDeps {
   /** -S: stay paused after loading even if the source was running. */
   startPaused: boolean;
   now?(): number;
+  /** cpr-transfer: RAM came by the cpr channel (cpr/destination.ts). */
+  cpr?: CprIncomingHooks;
 }
 
 export interface IncomingResult {
@@ -91,12 +99,14 @@ export class IncomingMigration {
     this.channel = channel;
     let f = new QemuFileReader(channel);
     const ignoreShared = options.caps['x-ignore-shared'];
+    const cpr = this.deps.cpr;
     // Take the destination's page faults in a helper thread just ahead of the load (the
     // process may have started it already, while it waited for the stream). Under
-    // x-ignore-shared a shared file-backed RAM is already there: nothing to populate.
-    const populate = ignoreShared && machine.ram.shared && machine.ram.memPath ? null : machine.populateAhead();
+    // x-ignore-shared a shared file-backed RAM is already there, and under cpr-transfer all of
+    // it: nothing to populate.
+    const populate = cpr || (ignoreShared && machine.ram.shared && machine.ram.memPath) ? null : machine.populateAhead();
     populate?.gate();
-    const ram = new RamLoader(machine.ramBlocks, { pristine: !machine.hasRun, populate, ignoreShared });
+    const ram = new RamLoader(machine.ramBlocks, { pristine: !machine.hasRun, populate, ignoreShared, mode: cpr ? 'cpr-transfer' : 'normal' });
     this.ram = ram;
     const global = globalStateFor(() => 'inmigrate');
     this.global = global;
@@ -128,11 +138,12 @@ export class IncomingMigration {
       }
       if (!ram.blockListSeen) throw new MigrationError('EMIG_RAM', 'stream carried no RAM section', { section: 'ram' });
       if (this.postcopy) await this.finishPostcopy();
-      if (!state.cas('active', 'completed')) state.cas('postcopy-active', 'completed');
       // QEMU process_incoming_migration_bh: run if the source ran (or sent no run state) and
-      // we were not told -S. In postcopy the guest was started at RUN.
-      if (!this.ranAtRun) vm.incomingCompleted(this.sourceRan() && !this.deps.startPaused);
+      // we were not told -S (in postcopy the guest was started at RUN); completed once it runs.
       this.rp?.shut(0);
+      if (!this.ranAtRun) vm.incomingCompleted(this.sourceRan() && !this.deps.startPaused);
+      cpr?.resumed?.();
+      if (!state.cas('active', 'completed')) state.cas('postcopy-active', 'completed');
       await this.channel.end().catch(() => {});
       return { ok: true, loadTime: this.now() - t0, bytes: f.position };
     } catch (e) {

@@ -12,10 +12,15 @@
  *
  * Events: 'status' (status, previous), 'pass' (n), 'incoming-failed' (error, exitOnError).
  * Refusals are MigrationErrors with QEMU's texts (code EMIG_STATE or EMIG_SETTING).
+ *
+ * Modes: normal; cpr-transfer (cpr/: the new process maps this one's RAM; the CPR state goes
+ * out on the cpr channel before `migrate` returns); cpr-reboot (the guest stops before
+ * anything is saved). cpr-exec is refused.
  */
 import { EventEmitter } from 'node:events';
 import type { VirtMachine } from '../machine/virt';
 import { connectAddress, listenAddress, parseUri, type IncomingListener, type MigrationAddress } from '../transport';
+import { CprSource, checkCprMode, checkCprTransfer, warmUpLoading, warmUpSaving, type CprHandover, type CprIncomingHooks } from './cpr';
 import { MigrationError } from './errors';
 import { IncomingMigration } from './incoming';
 import { sourceInfo, type MigrationInfo } from './info';
@@ -33,6 +38,8 @@ export interface ManagerOptions {
   /** -S: an incoming guest stays paused after loading. */
   startPaused?: boolean;
   host?: MigrationHostSupport;
+  /** cpr-transfer, old process: the descriptors besides RAM to hand over (the serial). */
+  handover?: CprHandover;
 }
 
 export interface MigrateOptions {
@@ -65,6 +72,8 @@ export class MigrationManager extends EventEmitter {
   private recovering: IncomingListener | null = null;
   private lastError: string | undefined;
   private running: Promise<void> | null = null;
+  private cprIncoming: CprIncomingHooks | null = null;
+  private readonly handover: CprHandover | undefined;
 
   constructor(
     readonly machine: VirtMachine,
@@ -84,6 +93,7 @@ export class MigrationManager extends EventEmitter {
     });
     this.runState = new MigrationRunState(machine);
     this.startPaused = opts.startPaused ?? false;
+    this.handover = opts.handover;
     this.state.onChange((status, previous) => this.emit('status', status, previous));
   }
 
@@ -138,12 +148,29 @@ export class MigrationManager extends EventEmitter {
     if (this.roleNow === 'destination' || this.machine.runState === 'inmigrate') throw refuse('Guest is waiting for an incoming migration');
     if (this.machine.runState === 'postmigrate') throw refuse('Cannot migrate a guest that has already been migrated away');
     const p = this.options.params;
-    if (p.mode !== 'normal') throw new MigrationError('EMIG_SETTING', `Migration mode '${p.mode}' is not supported by livemig yet`);
-    if (opts.cpr) throw new MigrationError('EMIG_SETTING', "A 'cpr' channel needs mode cpr-transfer");
+    const mode = p.mode;
+    if (mode === 'cpr-exec') throw new MigrationError('EMIG_SETTING', "Migration mode 'cpr-exec' is not supported by livemig (it would exec the new binary in this process)");
+    if (opts.cpr && mode !== 'cpr-transfer') throw new MigrationError('EMIG_SETTING', "A 'cpr' channel needs mode cpr-transfer");
     refusedParameters(p, this.options.caps);
     const addr = typeof target === 'string' ? parseAddress(target) : target;
+    if (mode === 'cpr-transfer') checkCprTransfer(addr, opts.cpr, this.machine.ramBlocks, this.options.caps);
+    else checkCprMode(mode, this.options.caps);
     this.roleNow = 'source';
     this.lastError = undefined;
+    // ---- cpr-transfer: the state goes out now, and failing to send it fails `migrate` ----
+    let cpr: CprSource | undefined;
+    if (mode === 'cpr-transfer') {
+      this.outgoing = null;
+      this.state.reset('setup');
+      try {
+        cpr = await CprSource.start(opts.cpr!, this.machine.ramBlocks, this.handover, () => warmUpSaving(this.machine, this.options));
+      } catch (e) {
+        this.lastError = e instanceof Error ? e.message : String(e);
+        this.state.reset('failed');
+        throw e;
+      }
+    }
+    // ----
     const out = new OutgoingMigration({
       machine: this.machine,
       options: this.options,
@@ -151,6 +178,8 @@ export class MigrationManager extends EventEmitter {
       vm: this.runState,
       connect: (a) => connectAddress(a, { lookupFd: opts.lookupFd }),
       onPass: (pass) => this.emit('pass', pass),
+      mode,
+      cpr,
     });
     this.outgoing = out;
     // The status is 'setup' from here on, before the first await: a second migrate is refused.
@@ -213,11 +242,16 @@ export class MigrationManager extends EventEmitter {
 
   /* ---- destination ---- */
 
-  /** `-incoming defer` or any -incoming: the guest waits for a stream (run state inmigrate). */
-  expectIncoming(): void {
+  /**
+   * `-incoming defer` or any -incoming: the guest waits for a stream (run state inmigrate).
+   * With `cpr`, RAM came from the old process on the cpr channel (cpr-transfer).
+   */
+  expectIncoming(opts: { cpr?: CprIncomingHooks } = {}): void {
     this.runState.incomingStarted();
-    // The destination takes the page faults of fresh RAM while it waits (populate-worker.ts).
-    this.machine.populateAhead();
+    this.cprIncoming = opts.cpr ?? null;
+    // The destination takes the page faults of fresh RAM while it waits (populate-worker.ts);
+    // adopted RAM holds the guest already, and populating would allocate its untouched pages.
+    if (!this.cprIncoming) this.machine.populateAhead();
   }
 
   /** Whether `expectIncoming` was called and no incoming migration has started yet. */
@@ -235,11 +269,17 @@ export class MigrationManager extends EventEmitter {
     this.runState.incomingStarted();
     this.state.reset('setup');
     try {
+      // cpr-transfer: the old guest still runs; compile the code of its pause now.
+      if (this.cprIncoming) await warmUpLoading(this.machine, this.options);
       this.listener = await listenAddress(addr, { lookupFd: opts.lookupFd });
     } catch (e) {
       this.state.reset('failed');
       this.lastError = e instanceof Error ? e.message : String(e);
       throw e;
+    } finally {
+      // cpr-transfer: closing the cpr channel tells the old process to connect (QEMU closes it
+      // whether or not listening worked; if not, the old one's connect fails and it resumes).
+      this.cprIncoming?.listening();
     }
     this.running = this.acceptOne(opts.exitOnError ?? true);
   }
@@ -258,6 +298,7 @@ export class MigrationManager extends EventEmitter {
       state: this.state,
       vm: this.runState,
       startPaused: this.startPaused,
+      cpr: this.cprIncoming ?? undefined,
     });
     this.incomingMig = inc;
     // QEMU closes the listener once it has the main channel, unless more channels are expected:
@@ -297,7 +338,7 @@ export class MigrationManager extends EventEmitter {
       return info;
     }
     const out = this.outgoing;
-    if (!out) return { status };
+    if (!out) return status === 'failed' && this.lastError ? { status, 'error-desc': this.lastError } : { status };
     return sourceInfo(status, out.refreshStats(), this.options.caps['auto-converge']);
   }
 }

@@ -9,8 +9,8 @@
 import { PAGE_SIZE, WINDOW_SIZE } from '../machine/bus';
 import type { RamBlock } from '../machine/ram';
 import type { QemuFileReader, QemuFileWriter } from '../stream';
-import { COUNTED_STRING_MAX } from '../stream';
 import { MigrationError } from './errors';
+import type { MigMode } from './options';
 import type { LiveHandler } from './registry';
 import { holeBitmap, isZeroPage, ramBlockIgnored } from './ram-save';
 import { RAM_SAVE_FLAG, RAM_SECTION_VERSION, QEMU_VM_SECTION_START } from './wire';
@@ -63,6 +63,8 @@ export interface RamLoaderOptions {
   /** x-ignore-shared on this side: the block list carries guest physical addresses, and the
    * blocks shared by a named file are not sent (ramBlockIgnored). */
   ignoreShared?: boolean;
+  /** The incoming mode: cpr-transfer when a cpr channel brought the RAM (no block is sent). */
+  mode?: MigMode;
 }
 
 export class RamLoader implements LiveHandler {
@@ -76,6 +78,7 @@ export class RamLoader implements LiveHandler {
   private readonly pristine: boolean;
   private readonly populate: { block: RamBlock; advance(offset: number): void } | null;
   private readonly ignoreShared: boolean;
+  private readonly mode: MigMode;
 
   constructor(
     readonly blocks: readonly RamBlock[],
@@ -84,6 +87,7 @@ export class RamLoader implements LiveHandler {
     this.pristine = opts.pristine ?? false;
     this.populate = opts.populate ?? null;
     this.ignoreShared = opts.ignoreShared ?? false;
+    this.mode = opts.mode ?? 'normal';
     for (const [index, block] of blocks.entries()) {
       this.byName.set(block.name, {
         block,
@@ -207,7 +211,12 @@ export class RamLoader implements LiveHandler {
       }
       left -= len;
     }
-    for (const b of this.byName.values()) b.holes = this.pristine ? cleanPages(b.block) : holeBitmap(b.block);
+    for (const b of this.byName.values()) {
+      // An ignored block gets no page: nothing to learn about it (and in cpr-transfer the
+      // scan would cost the guest's pause time in proportion to its RAM).
+      if (ramBlockIgnored(b.block, this.ignoreShared, this.mode)) continue;
+      b.holes = this.pristine ? cleanPages(b.block) : holeBitmap(b.block);
+    }
     this.blockListSeen = true;
   }
 
@@ -220,7 +229,7 @@ export class RamLoader implements LiveHandler {
     const name = f.getCounted();
     const b = this.byName.get(name);
     if (!b) throw new MigrationError('EMIG_RAM', `Unknown ramblock "${name}", cannot accept migration`, { section: 'ram', field: name, position: at });
-    if (ramBlockIgnored(b.block, this.ignoreShared)) {
+    if (ramBlockIgnored(b.block, this.ignoreShared, this.mode)) {
       throw new MigrationError('EMIG_RAM', `block ${name} should not be migrated !`, { section: 'ram', field: name, position: at });
     }
     this.last = b;

@@ -25,6 +25,7 @@ import type { RamBlock } from '../machine/ram';
 import { PAGE_SHIFT, PAGE_SIZE, WINDOW_SIZE } from '../machine/bus';
 import type { QemuFileReader, QemuFileWriter } from '../stream';
 import { MigrationError } from './errors';
+import type { MigMode } from './options';
 import type { LiveHandler } from './registry';
 import type { PageRing } from './postcopy/shared';
 import { RAM_SAVE_FLAG } from './wire';
@@ -54,11 +55,17 @@ export interface RamSaveOptions {
   /** x-ignore-shared: send each block's guest physical address and no pages of the blocks
    * another process shares by a named file (ramBlockIgnored). */
   ignoreShared?: boolean;
+  /** The migration mode: cpr-transfer sends no page of any block (ramBlockIgnored). */
+  mode?: MigMode;
 }
 
-/** QEMU's migrate_ram_is_ignored(): with x-ignore-shared, a block backed by a named file and
- * mapped shared is left to whoever maps the same file on the other side. */
-export function ramBlockIgnored(block: RamBlock, ignoreShared: boolean): boolean {
+/**
+ * QEMU's migrate_ram_is_ignored(): the blocks whose pages are not sent, because the other
+ * side maps the same memory. With x-ignore-shared, a block backed by a named file and mapped
+ * shared; in cpr-transfer (and cpr-exec), every block: the new process maps them all.
+ */
+export function ramBlockIgnored(block: RamBlock, ignoreShared: boolean, mode: MigMode = 'normal'): boolean {
+  if (mode === 'cpr-transfer' || mode === 'cpr-exec') return true;
   return ignoreShared && block.shared && block.memPath !== undefined;
 }
 
@@ -121,7 +128,7 @@ export class RamSaver implements LiveHandler {
   }
 
   private ignored(b: RamBlock): boolean {
-    return ramBlockIgnored(b, !!this.opts.ignoreShared);
+    return ramBlockIgnored(b, !!this.opts.ignoreShared, this.opts.mode);
   }
 
   saveSetup(f: QemuFileWriter): void {
@@ -237,6 +244,7 @@ export class RamSaver implements LiveHandler {
   private sendNext(f: QemuFileWriter): boolean {
     if (this.requests !== null && this.requests.pending && this.serveRequests(f)) return true;
     const n = this.states.length;
+    if (n === 0) return false; // every block ignored (cpr-transfer)
     for (let tries = 0; tries <= n; tries++) {
       const s = this.states[this.cur];
       if (Atomics.load(this.dirtyCounts, s.index) > 0) {

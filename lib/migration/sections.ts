@@ -2,7 +2,7 @@
  * What a virt machine migrates, shaped by the migration options: the section list (QEMU's
  * savevm handlers), the configuration section and the stream's framing properties.
  */
-import type { VirtMachine } from '../machine/virt';
+import type { VirtMachine, VmstateSection } from '../machine/virt';
 import { ConfigurationState, VALIDATED_CAPABILITIES } from './configuration';
 import { GlobalState, VMSTATE_GLOBALSTATE, type RunState } from './globalstate';
 import type { MigrationOptions } from './options';
@@ -16,10 +16,16 @@ import { RAM_IDSTR, RAM_SECTION_VERSION } from './wire';
  * `cpu_common` + `cpu`, the devices, and `globalstate` last (left out with
  * `-global migration.store-global-state=off`, as QEMU's needed() does).
  */
-export function machineRegistry(machine: VirtMachine, ram: LiveHandler, global: GlobalState, options?: MigrationOptions): SectionRegistry {
+export function machineRegistry(
+  machine: VirtMachine,
+  ram: LiveHandler,
+  global: GlobalState,
+  options?: MigrationOptions,
+  sections: readonly VmstateSection[] = machine.vmstateSections(),
+): SectionRegistry {
   const reg = new SectionRegistry();
   reg.registerLive(RAM_IDSTR, 0, RAM_SECTION_VERSION, ram);
-  for (const s of machine.vmstateSections()) reg.registerVmsd(s.idstr, s.instanceId, s.vmsd, s.opaque);
+  for (const s of sections) reg.registerVmsd(s.idstr, s.instanceId, s.vmsd, s.opaque);
   const store = options?.globals['store-global-state'] ?? true;
   reg.registerVmsd('globalstate', 0, { ...VMSTATE_GLOBALSTATE, needed: () => store }, global);
   return reg;

@@ -93,6 +93,8 @@ export interface MonitorBackend {
   guestName?(): string | undefined;
   /** -uuid, formatted (query-uuid); all zeros when none was given */
   guestUuid?(): string;
+  /** x-query-vcpu-times: CLOCK_MONOTONIC microseconds of the last park and the last run */
+  vcpuTimes?(): { parked: number; running: number };
   readonly migration: MigrationBackend;
 }
 

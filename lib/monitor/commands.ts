@@ -80,6 +80,10 @@ export function createHandlers(backend: MonitorBackend, opts: CommandOptions): C
       return name === undefined ? {} : { name };
     },
     'query-uuid': () => ({ UUID: backend.guestUuid?.() ?? '00000000-0000-0000-0000-000000000000' }),
+    'x-query-vcpu-times': () => {
+      if (!backend.vcpuTimes) throw genericError('vCPU times are not available here');
+      return backend.vcpuTimes();
+    },
     async 'human-monitor-command'(a, env) {
       if (a['cpu-index'] !== undefined) {
         // monitor_set_cpu(): only an existing CPU can become the default one.

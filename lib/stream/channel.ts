@@ -22,6 +22,13 @@
  *   read()          resolves with the next chunk (owned by the caller from then on), or null
  *                   at end of stream; rejects on a channel error. One read at a time.
  *
+ * Descriptors (optional; a unix socket channel that passes SCM_RIGHTS, the cpr channel):
+ *   writeFds(chunk, fds)  like write(), with `fds` riding on the chunk's first byte; the
+ *                         channel duplicates nothing: the caller keeps its own descriptors.
+ *   takeFd()              the oldest descriptor received and not yet taken (the caller owns
+ *                         it), or undefined. A descriptor arrives with the bytes it was sent
+ *                         on, so once those bytes have been read it is here.
+ *
  *   destroy(err?)   abort both directions now; pending and later reads/drains reject with
  *                   `err` (reads resolve null when no error is given).
  *   fd              optional file descriptor, for native fast paths (bulk page I/O, SCM_RIGHTS).
@@ -32,6 +39,7 @@
 
 export interface ByteSource {
   read(): Promise<Uint8Array | null>;
+  takeFd?(): number | undefined;
 }
 
 export interface ByteSink {
@@ -39,6 +47,7 @@ export interface ByteSink {
   writev?(chunks: readonly Uint8Array[]): boolean;
   drain(): Promise<void>;
   end(): Promise<void>;
+  writeFds?(chunk: Uint8Array, fds: readonly number[]): boolean;
 }
 
 export interface ByteChannel extends ByteSource, ByteSink {

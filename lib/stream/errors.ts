@@ -20,7 +20,10 @@ export type StreamErrorCode =
   /** The underlying byte channel failed (write, drain, read or end rejected/threw). */
   | 'ESTREAM_CHANNEL'
   /** Write after the writer was closed. */
-  | 'ESTREAM_CLOSED';
+  | 'ESTREAM_CLOSED'
+  /** A descriptor could not be passed: the channel cannot carry one, the service byte is
+   * wrong, or no descriptor came with it (QEMU's qemu_file_get_fd / qemu_file_put_fd). */
+  | 'ESTREAM_FD';
 
 export class StreamError extends Error {
   override readonly name = 'StreamError';

@@ -16,6 +16,6 @@ export type { StreamErrorCode } from './errors';
 export * from './limits';
 export type { Clock } from './rate-limit';
 export { systemClock, ManualClock, RateLimiter, BUFFER_DELAY_MS, XFER_LIMIT_RATIO } from './rate-limit';
-export { QemuFileWriter, DEFAULT_STAGING_SIZE, MIN_STAGING_SIZE } from './qemu-file-writer';
+export { QemuFileWriter, DEFAULT_STAGING_SIZE, MIN_STAGING_SIZE, FD_SERVICE_BYTE } from './qemu-file-writer';
 export type { WriterOptions } from './qemu-file-writer';
 export { QemuFileReader, latin1 } from './qemu-file-reader';

@@ -24,6 +24,7 @@
  */
 import type { ByteSource } from './channel';
 import { StreamError } from './errors';
+import { FD_SERVICE_BYTE } from './qemu-file-writer';
 
 const EMPTY = new Uint8Array(0);
 const EMPTY_DV = new DataView(EMPTY.buffer);
@@ -134,6 +135,33 @@ export class QemuFileReader {
   /** True when nothing is buffered and the source has ended (or the stream failed). */
   async atEnd(): Promise<boolean> {
     return (await this.fill(1)) === 0;
+  }
+
+  /**
+   * The descriptor at this point of the stream (qemu_file_get_fd): consumes the service byte
+   * (which must be buffered) and takes the oldest descriptor received. -1 with ESTREAM_FD set
+   * when the byte is not ' ', no descriptor came, or the source cannot pass descriptors. The
+   * caller owns what it gets.
+   */
+  getFd(): number {
+    if (this.firstError) return -1;
+    const at = this.position;
+    if (!this.source?.takeFd) {
+      this.setError(new StreamError('ESTREAM_FD', 'this channel does not support fd passing', at));
+      return -1;
+    }
+    const b = this.getU8();
+    if (this.firstError) return -1;
+    if (b !== FD_SERVICE_BYTE) {
+      this.setError(new StreamError('ESTREAM_FD', `unexpected service byte 0x${b.toString(16)} where a descriptor was due`, at));
+      return -1;
+    }
+    const fd = this.source.takeFd();
+    if (fd === undefined) {
+      this.setError(new StreamError('ESTREAM_FD', 'no descriptor came with the service byte', at));
+      return -1;
+    }
+    return fd;
   }
 
   /* ---------------------------------------------------------------------------------------- */

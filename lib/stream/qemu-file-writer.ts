@@ -51,6 +51,8 @@ export interface WriterOptions {
 export const DEFAULT_STAGING_SIZE = 256 * 1024;
 /** Smallest staging buffer: a counted string (256 bytes) must always fit in a fresh one. */
 export const MIN_STAGING_SIZE = 4096;
+/** The byte a descriptor rides on (QEMU's qemu_file_put_fd sends " "). */
+export const FD_SERVICE_BYTE = 0x20;
 
 export class QemuFileWriter {
   private staging: Uint8Array;
@@ -259,6 +261,29 @@ export class QemuFileWriter {
     this.staging[this.pos++] = n;
     for (let i = 0; i < n; i++) this.staging[this.pos++] = s.charCodeAt(i);
     this.total += n + 1;
+  }
+
+  /**
+   * A descriptor beside the bytes (qemu_file_put_fd): what is pending goes first, then one
+   * ' ' byte with `fd` attached, so the receiver meets the descriptor exactly at that byte.
+   * The caller keeps `fd` open until the channel has sent it (drain or close).
+   */
+  putFd(fd: number): void {
+    if (this.stopped) return this.deadPut();
+    if (!this.sink.writeFds) {
+      this.setError(new StreamError('ESTREAM_FD', 'this channel does not support fd passing', this.total));
+      return;
+    }
+    this.flush();
+    if (this.firstError) return;
+    try {
+      if (!this.sink.writeFds(Uint8Array.of(FD_SERVICE_BYTE), [fd])) this.needDrain = true;
+    } catch (e) {
+      this.setError(new StreamError('ESTREAM_CHANNEL', `write failed: ${errText(e)}`, this.total, { cause: e }));
+      return;
+    }
+    this.total += 1;
+    this.handed = this.total;
   }
 
   /* ---------------------------------------------------------------------------------------- */

@@ -41,7 +41,9 @@ export type TransportOwnCode =
   /** connect() aborted through its AbortSignal. */
   | 'EABORTED'
   /** An address this build does not implement. */
-  | 'EUNSUPPORTED';
+  | 'EUNSUPPORTED'
+  /** cpr: descriptors were cut off (MSG_CTRUNC) or more arrived than a channel holds. */
+  | 'EFD_OVERFLOW';
 
 /** Own codes, or any OS errno name passed through. */
 export type TransportErrorCode = TransportOwnCode | (string & {});

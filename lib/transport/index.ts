@@ -28,6 +28,7 @@ export type { FdDirection, FdKind } from './fd';
 export { connectExec, listenExec, spawnExec, ExecChannel } from './exec';
 export type { ExecRole, ExitStatus } from './exec';
 export { connectFile, listenFile } from './file';
+export { CprChannel, CprListener, connectCpr, CPR_CHANNEL_MAX_FDS } from './cpr';
 export type { FileOptions } from './file';
 
 /** Open the outgoing channel for `addr`. */

@@ -108,6 +108,14 @@ export const F = {
   capabilityVarray<T>(name: string, numFrom: (o: T) => number, opts: FieldOpts<T> = {}): VMStateField<T> {
     return { name, kind: 'capability', numFrom, ...opts };
   },
+  /** A descriptor passed beside the bytes (VMSTATE_FD): a ' ' byte with the fd attached. */
+  fd<T>(name: string, opts: FieldOpts<T> = {}): VMStateField<T> {
+    return { name, kind: 'fd', ...opts };
+  },
+  /** A list of `struct` elements (VMSTATE_QLIST_V); a load refuses more than `max` of them. */
+  qlist<T>(name: string, struct: VMStateDescription<any>, max: number, opts: FieldOpts<T> = {}): VMStateField<T> {
+    return { name, kind: 'qlist', struct, max, ...opts };
+  },
   /** No bytes; fails the load unless `test` holds (VMSTATE_VALIDATE). */
   validate<T>(name: string, test: (o: T, versionId: number) => boolean): VMStateField<T> {
     return { name, kind: 'validate', validate: test };

@@ -207,6 +207,16 @@ async function loadField(ctx: LoadCtx, field: VMStateField, opaque: any, base: s
       return loadStructs(ctx, field, opaque, base);
     case 'capability':
       return loadCapabilities(ctx, field, opaque);
+    case 'fd': {
+      // get_fd: the service byte, then the descriptor that came with it.
+      if (!f.has(1)) await need(ctx, 1);
+      const fd = f.getFd();
+      if (f.error) fail(ctx, 'EVMSTATE_STREAM', f.error.message, f.error);
+      hook(ctx, 'set', () => setValue(field, opaque, fd));
+      return;
+    }
+    case 'qlist':
+      return loadQlist(ctx, field, opaque, base);
     case 'tmp': {
       // get_tmp: a fresh temporary wire-form object; its postLoad writes back to the parent.
       const tmp = hook(ctx, 'tmp', () => field.tmp!(opaque));
@@ -215,6 +225,30 @@ async function loadField(ctx: LoadCtx, field: VMStateField, opaque: any, base: s
     }
     default:
       fail(ctx, 'EVMSTATE_INTERNAL', `unknown field kind '${String(field.kind)}'`);
+  }
+}
+
+/**
+ * get_qlist: while the marker byte is non-zero, one more element (QEMU takes any non-zero byte
+ * as "more"). The list is stored element by element as it grows, so a postLoad or an error
+ * path sees everything loaded so far (descriptors included, which the owner must close).
+ */
+async function loadQlist(ctx: LoadCtx, field: VMStateField, opaque: any, base: string): Promise<void> {
+  const f = ctx.f;
+  const max = field.max ?? VMSTATE_ARRAY_MAX;
+  const list: unknown[] = [];
+  hook(ctx, 'set', () => setValue(field, opaque, list));
+  for (let i = 0; ; i++) {
+    ctx.base = base;
+    ctx.name = field.name;
+    ctx.index = i;
+    ctx.fieldStart = f.position;
+    if (!f.has(1)) await need(ctx, 1);
+    if (f.getU8() === 0) return;
+    if (i >= max) fail(ctx, 'EVMSTATE_LIMIT', `more than ${max} elements`);
+    const elem = {};
+    list.push(elem);
+    await loadState(ctx, field.struct!, elem, field.struct!.versionId, pathOf(ctx));
   }
 }
 

@@ -181,6 +181,7 @@ function saveField(
   base: string,
 ): void {
   const f = ctx.f;
+  if (field.kind === 'qlist') return saveQlist(ctx, field, opaque, fields, descName);
   const isArray = isArrayField(field);
   const n = elementCount(ctx, field, opaque);
   const value = hook(ctx, 'get', () => getValue(field, opaque));
@@ -217,6 +218,10 @@ function saveField(
         f.putCounted(elem);
         break;
       }
+      case 'fd':
+        if (typeof elem !== 'number' || !Number.isInteger(elem) || elem < 0) fail(ctx, 'EVMSTATE_VALUE', `expected a file descriptor, got ${String(elem)}`);
+        f.putFd(elem);
+        break;
       case 'struct': {
         if (typeof elem !== 'object' || elem === null) fail(ctx, 'EVMSTATE_VALUE', 'expected an object');
         const sub = entry ? ({} as Record<string, unknown>) : null;
@@ -240,6 +245,23 @@ function saveField(
       if (compress) describe = false;
     }
   }
+}
+
+/** put_qlist: each element after a u8 1, then a u8 0. The vmdesc entry names the list only. */
+function saveQlist(ctx: SaveCtx, field: VMStateField, opaque: any, fields: VmdescField[] | null, descName: string): void {
+  const f = ctx.f;
+  const base = ctx.path;
+  const list = hook(ctx, 'get', () => getValue(field, opaque));
+  if (!Array.isArray(list)) fail(ctx, 'EVMSTATE_VALUE', `expected an array, got ${describe(list)}`);
+  const before = f.position;
+  list.forEach((elem, i) => {
+    ctx.path = `${base}[${i}]`;
+    if (typeof elem !== 'object' || elem === null) fail(ctx, 'EVMSTATE_VALUE', 'expected an object');
+    f.putU8(1);
+    saveState(ctx, field.struct!, elem, null, ctx.path);
+  });
+  f.putU8(0);
+  fields?.push({ name: descName, type: 'qlist', size: f.position - before } as VmdescField);
 }
 
 function isArrayLike(v: unknown, n: number): v is ArrayLike<unknown> {

@@ -47,7 +47,13 @@ export type FieldKind =
   | 'validate'
   /** a migration capability name as a counted string (vmstate_info_capability; the
    * configuration section's capability list). JS value: string */
-  | 'capability';
+  | 'capability'
+  /** a file descriptor: one ' ' byte carrying it by SCM_RIGHTS (vmstate_info_fd, QEMU's
+   * VMSTATE_FD); the stream's channel must pass descriptors. JS value: number */
+  | 'fd'
+  /** a linked list of `struct` elements, each after a u8 1, ended by a u8 0 (VMSTATE_QLIST).
+   * At most `max` elements are loaded. JS value: an array of the element objects */
+  | 'qlist';
 
 export interface VMStateField<T = any> {
   /** Name on the wire description (vmdesc) and default property key. */
@@ -63,7 +69,9 @@ export interface VMStateField<T = any> {
   readonly size?: number;
   /** Byte size from an earlier field (VMS_VBUFFER). */
   readonly sizeFrom?: (opaque: T) => number;
-  /** Nested description for 'struct' and 'tmp'. */
+  /** For 'qlist': the most elements a load accepts (the count is wire data). */
+  readonly max?: number;
+  /** Nested description for 'struct', 'tmp' and 'qlist'. */
   readonly struct?: VMStateDescription<any>;
   /** Field exists from this stream version on (QEMU's field version_id, the `_V` macros). */
   readonly version?: number;

@@ -151,8 +151,12 @@ function u4(n: number): string {
   return '\\u' + n.toString(16).toUpperCase().padStart(4, '0');
 }
 
+/** Printable ASCII other than '"' and '\\': quoted as it is (every name in a vmdesc). */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 /** json-writer.c quoted_str(). */
 function quote(s: string): string {
+  if (PLAIN.test(s)) return `"${s}"`;
   let r = '"';
   for (const ch of s) {
     const cp = ch.codePointAt(0)!;

@@ -77,6 +77,10 @@ export function vmdescType(field: VMStateField): string {
       return 'unused_buffer';
     case 'capability':
       return 'capability';
+    case 'fd':
+      return 'fd';
+    case 'qlist':
+      return 'qlist';
     case 'scalar':
       return field.info ?? 'unknown';
     default:

@@ -245,4 +245,32 @@ describe('named descriptors', () => {
     ).toBeInstanceOf(ChardevError);
     expect(fs.existsSync(spec.path)).toBe(false); // nothing was bound on the way
   });
+
+  test('paused input waits in the kernel, and arrives once resumed', async () => {
+    const spec = unixServer();
+    const serial = await echo(spec, 'A:');
+    const a = await client(spec.path);
+    a.sock.write('x');
+    await a.out.waitFor(/A:x/);
+    serial.setInputPaused(true);
+    a.sock.write('y');
+    await sleep(100);
+    expect(a.out.text).toBe('A:x');
+    serial.setInputPaused(false);
+    await a.out.waitFor(/A:y/);
+  });
+
+  test('accepting stopped: a client waits in the backlog, the listener is set aside, not given up', async () => {
+    const spec = unixServer();
+    const serial = await echo(spec, 'A:');
+    await serial.setAccepting(false);
+    expect(serial.fds().map((f) => f.name)).toEqual(['serial0/listen']);
+    const b = await client(spec.path);
+    b.sock.write('queued');
+    await sleep(100);
+    expect(b.out.text).toBe('');
+    await serial.setAccepting(true);
+    await b.out.waitFor(/A:queued/);
+    expect(fs.lstatSync(spec.path).isSocket()).toBe(true);
+  });
 });

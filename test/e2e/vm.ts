@@ -21,6 +21,10 @@ export interface VmOptions {
   extra?: string[];
   /** Extra stdio entries after stdin/stdout/stderr (fds the child inherits as 3, 4, ...). */
   fds?: number[];
+  /** -serial (default stdio, whose output is `output`). */
+  serial?: string;
+  /** -M (default virt). */
+  machine?: string;
 }
 
 export class Vm {
@@ -31,8 +35,8 @@ export class Vm {
   readonly exited: Promise<number | null>;
 
   constructor(readonly dir: string, readonly name: string, o: VmOptions = {}) {
-    const args = ['-M', 'virt', '-m', o.mem ?? '64M', '-smp', String(o.smp ?? 1), '-bios', 'none', '-kernel', guest(o.guest ?? 'ab'),
-      '-display', 'none', '-serial', 'stdio', '-monitor', 'none', '-qmp', `unix:${this.qmpPath},server=on,wait=off`];
+    const args = ['-M', o.machine ?? 'virt', '-m', o.mem ?? '64M', '-smp', String(o.smp ?? 1), '-bios', 'none', '-kernel', guest(o.guest ?? 'ab'),
+      '-display', 'none', '-serial', o.serial ?? 'stdio', '-monitor', 'none', '-qmp', `unix:${this.qmpPath},server=on,wait=off`];
     if (o.append) args.push('-append', o.append);
     args.push(...(o.extra ?? []));
     this.proc = spawn(process.execPath, [LIVEMIG, ...args], { stdio: ['ignore', 'pipe', 'pipe', ...(o.fds ?? [])] });

@@ -2,8 +2,9 @@
  * Precopy completion (QEMU migration_completion → qemu_savevm_state_complete_precopy):
  *
  *   [pause in pre-switchover until migrate-continue] → status device → stop the guest
- *   (finish-migrate) → rate limit lifted → [SWITCHOVER_START] → END sections (RAM: final sync
- *   and the last pages) → device FULL sections → EOF + vmdesc → flush and half-close →
+ *   (finish-migrate) → [cpr-transfer: serial input paused] → rate limit lifted →
+ *   [SWITCHOVER_START] → END sections (RAM: final sync and the last pages) → device FULL
+ *   sections → [cpr-transfer: the serial let go] → EOF + vmdesc → flush and half-close →
  *   [with a return path: the destination's SHUT 0] → downtime measured
  */
 import { MigrationError } from '../errors';
@@ -26,9 +27,13 @@ export async function stopForSwitchover(ctx: OutgoingContext): Promise<void> {
   } else {
     ctx.advance('active', 'device');
   }
-  ctx.stopTime = ctx.now();
-  ctx.bytesAtStop = f.position;
+  // cpr-reboot stopped the guest before the setup: the downtime counts from there.
+  if (ctx.stopTime === 0) {
+    ctx.stopTime = ctx.now();
+    ctx.bytesAtStop = f.position;
+  }
   await ctx.deps.vm.stopForSwitchover();
+  ctx.deps.cpr?.stopped();
   ctx.throttle?.stop();
   f.rateLimiter?.setMaxBandwidth(0);
 }
@@ -40,6 +45,7 @@ export async function completePrecopy(ctx: OutgoingContext): Promise<void> {
   await stopForSwitchover(ctx);
   await sv.complete();
   sv.saveDevices();
+  await ctx.deps.cpr?.devicesSent();
   sv.finish();
   const err = await f.close();
   if (err) throw err instanceof MigrationError ? err : new MigrationError('EMIG_PEER', err.message, { cause: err });

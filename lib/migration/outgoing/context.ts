@@ -8,7 +8,8 @@ import type { VirtMachine } from '../../machine/virt';
 import type { ByteChannel, QemuFileWriter } from '../../stream';
 import type { MigrationAddress } from '../../transport/uri';
 import { MigrationError } from '../errors';
-import type { MigrationOptions } from '../options';
+import type { CprSourceHooks } from '../cpr/source';
+import type { MigMode, MigrationOptions } from '../options';
 import type { RamSaver } from '../ram-save';
 import type { MigrationRunState } from '../run-state';
 import type { SaveVm } from '../savevm';
@@ -28,6 +29,10 @@ export interface OutgoingDeps {
   /** MIGRATION_PASS (with the events capability). */
   onPass?(pass: number): void;
   now?(): number;
+  /** The `mode` parameter as `migrate` found it (default normal). */
+  mode?: MigMode;
+  /** cpr-transfer: the old process's side of the handover (cpr/source.ts). */
+  cpr?: CprSourceHooks;
 }
 
 /** query-migrate's source-side figures (QEMU MigrationStats and friends). */
@@ -65,6 +70,8 @@ export class OutgoingContext {
   throttle: Throttle | null = null;
   rp: ReturnPath | null = null;
   cancelled = false;
+  /** The guest ran when `migrate` started: the run state the destination is told. */
+  vmWasRunning = false;
   /** switchover-ack: the destination said it may switch over. */
   switchoverAcked = false;
   /** When the guest stopped for the switchover (0 until then). */

@@ -13,10 +13,15 @@
  * it was: running again if it was running (QEMU migration_iteration_finish /
  * migrate_fd_cleanup), and the status failed (with error-desc) or cancelled. Once postcopy has
  * handed the guest over, failures pause instead and cancel is refused.
+ *
+ * CPR modes (cpr/source.ts): cpr-transfer first waits for the new process to hang up the cpr
+ * channel, sends no page and hands the serial over at the stop; cpr-reboot stops the guest
+ * before anything is saved.
  */
 import type { MigrationAddress } from '../../transport/uri';
 import { MigrationError } from '../errors';
 import type { MigrationStatus } from '../state';
+import { settleBeforeStop } from '../cpr/source';
 import { completePrecopy } from './complete';
 import { OutgoingContext, type OutgoingDeps, type OutgoingStats } from './context';
 import { iteratePhase } from './iterate';
@@ -45,21 +50,31 @@ export class OutgoingMigration {
     const ctx = this.ctx;
     const { state, vm } = ctx.deps;
     const wasRunning = vm.running;
+    ctx.vmWasRunning = wasRunning;
     try {
+      // ---- cpr hooks (cpr/source.ts) ----
+      if (ctx.deps.cpr) await ctx.deps.cpr.listening;
+      ctx.checkCancel();
+      if (ctx.deps.mode === 'cpr-reboot') await stopFirst(ctx);
+      // ----
       await setupPhase(ctx, addr);
       if ((await iteratePhase(ctx)) === 'postcopy') {
         await postcopyStart(ctx);
         ctx.destinationRuns = true;
         await postcopyRun(ctx, pauseAndRecover);
       } else {
+        if (ctx.deps.cpr) await settleBeforeStop(ctx);
         await completePrecopy(ctx);
       }
       vm.outgoingCompleted();
+      ctx.deps.cpr?.completed();
     } catch (e) {
       ctx.stats.errorDesc = e instanceof Error ? e.message : String(e);
       abortChannel(ctx.channel, e instanceof Error ? e : undefined);
       if (ctx.cancelled) state.cas('cancelling', 'cancelled') || state.reset('cancelled');
       else state.reset('failed');
+      // cpr-transfer: the serial comes back before the guest runs again.
+      await ctx.deps.cpr?.failed().catch((err: Error) => process.stderr.write(`livemig: taking the serial back failed: ${err.message}\n`));
       // Once the destination may run the guest, this one must stay stopped.
       if (!ctx.destinationRuns) vm.outgoingFailed(wasRunning);
     } finally {
@@ -72,15 +87,19 @@ export class OutgoingMigration {
     }
   }
 
-  /** migrate_cancel: true if there was something to cancel. */
+  /** migrate_cancel: true if there was something to cancel. A cpr-transfer past the stop is
+   * not cancelled: the new process may already run the guest on the same RAM, and only its
+   * answer (or its death) may decide. */
   cancel(): boolean {
     const ctx = this.ctx;
     // QEMU: once postcopy started the source cannot take the guest back.
     if (inPostcopy(ctx.state.status)) throw new MigrationError('EMIG_STATE', 'Postcopy migration in progress, cannot cancel.');
-    for (const from of ['setup', 'active', 'pre-switchover', 'device'] as const) {
+    const states: readonly MigrationStatus[] = ctx.deps.cpr ? ['setup', 'active', 'pre-switchover'] : ['setup', 'active', 'pre-switchover', 'device'];
+    for (const from of states) {
       if (ctx.state.cas(from, 'cancelling')) {
         ctx.cancelled = true;
         ctx.continueResolve?.();
+        ctx.deps.cpr?.cancel();
         ctx.channel?.destroy(new MigrationError('EMIG_CANCELLED', 'migration cancelled'));
         return true;
       }
@@ -144,4 +163,11 @@ export class OutgoingMigration {
     if (!['completed', 'failed', 'cancelled'].includes(status)) s.totalTime = ctx.now() - s.startTime;
     return s;
   }
+}
+
+/** cpr-reboot: the guest stops before anything is saved, so nothing is dirty-tracked and the
+ * state is one point in time (QEMU stops in migration_connect for every CPR mode). */
+async function stopFirst(ctx: OutgoingContext): Promise<void> {
+  ctx.stopTime = ctx.now();
+  await ctx.deps.vm.stopForSwitchover();
 }

@@ -50,6 +50,7 @@ export async function setupPhase(ctx: OutgoingContext, addr: MigrationAddress): 
     onSync: (pass, newly) => onSync(ctx, pass, newly),
     now: ctx.now,
     ignoreShared: options.caps['x-ignore-shared'],
+    mode: ctx.deps.mode,
   });
   ctx.saver = saver;
   ctx.throttle = new Throttle(options, machine, ctx.now);
@@ -58,7 +59,8 @@ export async function setupPhase(ctx: OutgoingContext, addr: MigrationAddress): 
     saver,
     ctx.now,
   );
-  const runStateAtStart: RunState = machine.running ? 'running' : 'paused';
+  // What the guest did when `migrate` came: cpr-reboot has stopped it since.
+  const runStateAtStart: RunState = ctx.vmWasRunning ? 'running' : 'paused';
   const sv = new SaveVm(f, machineRegistry(machine, saver, globalStateFor(() => runStateAtStart), options), configurationFor(machine, options), streamFormat(options));
   ctx.sv = sv;
 
@@ -67,13 +69,15 @@ export async function setupPhase(ctx: OutgoingContext, addr: MigrationAddress): 
     throw new MigrationError('EMIG_SETTING', 'postcopy-ram needs a socket transport (unix:, tcp:, or fd: of a socket)');
   }
   sv.writeHeader();
-  if (options.caps['return-path'] || postcopy) {
+  // cpr-transfer always: the old process must hear the new one's SHUT 0 before it lets go.
+  const returnPath = options.caps['return-path'] || postcopy || !!ctx.deps.cpr;
+  if (returnPath) {
     sv.command(MIG_CMD.OPEN_RETURN_PATH);
     sv.ping(1);
   }
   // QEMU: ADVISE before the RAM block list (it decides how the list is read).
   if (postcopy) sv.command(MIG_CMD.POSTCOPY_ADVISE, encodeAdvise(4096, 4096));
-  if (options.caps['return-path'] && !postcopy) {
+  if (returnPath && !postcopy) {
     const rp = new ReturnPathReader(new QemuFileReader(channel));
     ctx.rp = rp;
     void rp.run();

@@ -20,6 +20,7 @@ export const COMMANDS = [
   rs.pmemsave,
   rs.queryName,
   rs.queryUuid,
+  rs.xQueryVcpuTimes,
   control.humanMonitorCommand,
   control.getfd,
   control.closefd,

@@ -1,7 +1,7 @@
 /** VM run state: qapi/run-state.json and the misc commands that drive it. */
 
 import { RUN_STATES } from '../../migration/globalstate';
-import { args, bool, command, enumType, event, opt, req, size, str, struct, uint64 } from './types';
+import { args, bool, command, enumType, event, number, opt, req, size, str, struct, uint64 } from './types';
 
 export const RunState = enumType('RunState', RUN_STATES, 'An enumeration of VM run states.');
 
@@ -57,6 +57,19 @@ export const queryName = command('query-name', {
 export const queryUuid = command('query-uuid', {
   returns: struct('UuidInfo', { UUID: req(str, 'the Universally Unique Identifier for the guest') }, 'Guest UUID information.'),
   doc: "Query the guest UUID information (-uuid); all zeros when none was given.",
+});
+
+export const VcpuTimes = struct(
+  'x-VcpuTimes',
+  {
+    parked: req(number, "microseconds on the host's monotonic clock when the last vCPU parked at the latest stop; 0 if never"),
+    running: req(number, 'microseconds on the same clock when the first vCPU ran after the latest cont; 0 if never'),
+  },
+  'When the vCPUs last stopped and last started (livemig).',
+);
+export const xQueryVcpuTimes = command('x-query-vcpu-times', {
+  returns: VcpuTimes,
+  doc: "livemig: when the vCPUs last parked and last ran, on the host's monotonic clock (one clock for every process: a cpr-transfer's pause is the new process's running minus the old one's parked).",
 });
 
 export const SHUTDOWN = event('SHUTDOWN', {
