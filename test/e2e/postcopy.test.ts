@@ -168,6 +168,20 @@ describe('postcopy between processes', () => {
     await abRamOk(dst, dir);
   });
 
+  test('max-postcopy-bandwidth set during postcopy applies to the running background stream', async () => {
+    const sock = path.join(dir, 'mig.sock');
+    const [src, dst] = await pair(dir, {}, `unix:${sock}`);
+    // 64 KiB/s would take the guest's 64 MiB about 17 minutes: only the new value finishes it.
+    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 0, 'max-postcopy-bandwidth': 64 * 2 ** 10 });
+    await src.qmp.execute('migrate', { uri: `unix:${sock}` });
+    await src.qmp.execute('migrate-start-postcopy');
+    await src.waitStatus('postcopy-active');
+    await src.qmp.execute('migrate-set-parameters', { 'max-postcopy-bandwidth': 0 });
+    expect((await src.waitStatus(['completed', 'failed'], 120000)).status).toBe('completed');
+    await dst.printsMore();
+    await abRamOk(dst, dir);
+  });
+
   test('migrate-pause on the source pauses both; recover completes it', async () => {
     const sock = path.join(dir, 'mig.sock');
     const [src, dst] = await pair(dir, {}, `unix:${sock}`);
