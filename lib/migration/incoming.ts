@@ -251,7 +251,7 @@ export class IncomingMigration {
         await this.loader!.loadPackage(be32At(payload), at);
         return;
       case MIG_CMD.POSTCOPY_LISTEN:
-        this.needPostcopy('POSTCOPY_LISTEN').listen();
+        await this.needPostcopy('POSTCOPY_LISTEN').listen();
         state.cas('active', this.rp ? 'postcopy-device' : 'postcopy-active');
         return;
       case MIG_CMD.POSTCOPY_RUN:

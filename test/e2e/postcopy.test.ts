@@ -107,6 +107,23 @@ describe('postcopy between processes', () => {
     await abRamOk(dst, dir);
   });
 
+  test('postcopy at once with the background unlimited: the guest faults from its first instructions, and they are asked for and counted', async () => {
+    const sock = path.join(dir, 'mig.sock');
+    const [src, dst] = await pair(dir, { 'postcopy-blocktime': true, 'postcopy-preempt': true }, `unix:${sock}`);
+    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 0, 'max-postcopy-bandwidth': 0 });
+    await src.qmp.execute('migrate', { uri: `unix:${sock}` });
+    await src.qmp.execute('migrate-start-postcopy');
+    const info = await src.waitStatus(['completed', 'failed'], 90000);
+    expect(info.status).toBe('completed');
+    // The whole working set was discarded at the switchover; the guest runs at once and walks
+    // it far faster than the background stream can bring it.
+    expect(info.ram['postcopy-requests']).toBeGreaterThan(0);
+    const dinfo = await dst.waitStatus('completed');
+    expect(dinfo['postcopy-latency-dist'].reduce((a: number, b: number) => a + b, 0)).toBeGreaterThan(0);
+    expect(dinfo['postcopy-vcpu-blocktime'][0]).toBeGreaterThan(0);
+    await abRamOk(dst, dir);
+  });
+
   test('postcopy after a precopy pass, with the preempt channel', async () => {
     const sock = path.join(dir, 'mig.sock');
     const [src, dst] = await pair(dir, { 'postcopy-preempt': true }, `unix:${sock}`);

@@ -116,8 +116,11 @@ export class PostcopyDestination {
     this.state = 'discard';
   }
 
-  /** POSTCOPY_LISTEN: RAM registered with userfaultfd, placement atomic, the worker serving faults. */
-  listen(): void {
+  /** POSTCOPY_LISTEN: RAM registered with userfaultfd, placement atomic, the worker serving
+   * faults. Resolves once the worker reads faults (QEMU postcopy_ram_incoming_setup waits for
+   * its fault thread too): RUN follows at once, and a vCPU faulting before then would wait
+   * for the background stream, its page never asked for and its wait never counted. */
+  async listen(): Promise<void> {
     if (this.state !== 'advise' && this.state !== 'discard') throw cmdError('POSTCOPY_LISTEN', `POSTCOPY_LISTEN in postcopy state ${this.state}`);
     const m = this.deps.machine;
     this.fillReceivedHoles();
@@ -143,8 +146,8 @@ export class PostcopyDestination {
     }
     this.placer = new PagePlacer(uffd, this.blocks, this.deps.mode, this.ring, zeropage);
     this.deps.ram.startPostcopy({ received: this.blocks.map((b) => b.received), placer: this.placer });
-    this.startWorker(features, zeropage);
     this.state = 'listening';
+    await this.startWorker(features, zeropage);
   }
 
   /** POSTCOPY_RUN: the caller starts the guest. */
@@ -253,7 +256,7 @@ export class PostcopyDestination {
     }
   }
 
-  private startWorker(features: UffdFeature[], zeropage: boolean): void {
+  private startWorker(features: UffdFeature[], zeropage: boolean): Promise<void> {
     const fd = this.deps.channel.fd;
     if (fd === undefined) throw new MigrationError('EMIG_STATE', 'postcopy needs a socket channel (unix:, tcp:, or fd: of a socket)');
     const data: FaultWorkerData = {
@@ -270,11 +273,19 @@ export class PostcopyDestination {
     const w = new Worker(workerPath(), { workerData: data, name: 'postcopy-fault' });
     this.worker = w;
     this.workerGone = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-    w.on('message', (m: FromFaultWorker) => {
-      if (m.type === 'error') this.deps.onWorkerError(m.message);
+    const ready = new Promise<void>((resolve, reject) => {
+      w.on('message', (m: FromFaultWorker) => {
+        if (m.type === 'ready') resolve();
+        if (m.type === 'error') this.deps.onWorkerError(m.message);
+      });
+      w.on('error', (e) => {
+        reject(new MigrationError('EMIG_STATE', `postcopy fault thread failed: ${e.message}`));
+        this.deps.onWorkerError(e.message);
+      });
+      w.once('exit', () => reject(new MigrationError('EMIG_STATE', 'postcopy fault thread exited before it started')));
     });
-    w.on('error', (e) => this.deps.onWorkerError(e.message));
     for (const pfd of this.pendingPreempt.splice(0)) this.post({ type: 'preempt', fd: pfd });
+    return ready;
   }
 
   private post(m: ToFaultWorker): void {

@@ -12,7 +12,8 @@
  * Messages from the main thread: 'preempt' {fd} (a preempt channel to read; the worker owns
  * the fd), 'return-path' {fd} (after a recovery: the new socket; outstanding requests are sent
  * again), 'pause' (the return path broke: hold requests), 'request' {keys} (the main thread needs
- * these pages present), 'stop'. To the main thread: 'error' {message}, 'preempt-ended'.
+ * these pages present), 'stop'. To the main thread: 'ready' (serving faults: LISTEN may go on),
+ * 'error' {message}, 'preempt-ended'.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { native, Userfaultfd, type UffdEvent, type UffdFeature } from '../../host';
@@ -45,7 +46,7 @@ export type ToFaultWorker =
   | { type: 'request'; keys: number[] }
   | { type: 'stop' };
 
-export type FromFaultWorker = { type: 'error'; message: string } | { type: 'preempt-ended' } | { type: 'stopped' };
+export type FromFaultWorker = { type: 'ready' } | { type: 'error'; message: string } | { type: 'preempt-ended' } | { type: 'stopped' };
 
 const PAGE_SIZE = 4096;
 const RP_WRITE_TIMEOUT_MS = 10000;
@@ -79,6 +80,7 @@ class FaultWorker {
     this.uffd.onEvents((events) => this.onFaults(events));
     void this.watchRing();
     parentPort!.on('message', (m: ToFaultWorker) => this.onMessage(m));
+    parentPort!.postMessage({ type: 'ready' } satisfies FromFaultWorker);
   }
 
   private onFaults(events: UffdEvent[]): void {
