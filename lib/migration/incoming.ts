@@ -201,6 +201,7 @@ export class IncomingMigration {
 
   private async finishPostcopy(): Promise<void> {
     const pc = this.postcopy!;
+    await pc.preemptDrained();
     const missing = pc.missingPages();
     await pc.finish();
     if (missing > 0) throw new MigrationError('EMIG_RAM', `postcopy ended with ${missing} pages never received`, { section: 'ram' });

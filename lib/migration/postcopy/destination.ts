@@ -64,6 +64,10 @@ export class PostcopyDestination {
   readonly stats: SharedStats;
   private placer: PagePlacer | null = null;
   private pendingPreempt: number[] = [];
+  /** preempt channels adopted, and the last of them the worker has read to its end */
+  private preemptGen = 0;
+  private preemptEndedGen = 0;
+  private preemptWaiters: Array<() => void> = [];
 
   constructor(private readonly deps: PostcopyDestinationDeps) {
     this.stats = new SharedStats(deps.machine.harts);
@@ -158,8 +162,22 @@ export class PostcopyDestination {
 
   /** A preempt channel connected: the worker reads it (now, or once LISTEN started it). */
   adoptPreempt(fd: number): void {
-    if (this.worker) this.post({ type: 'preempt', fd });
+    this.preemptGen++;
+    if (this.worker) this.post({ type: 'preempt', fd, gen: this.preemptGen });
     else this.pendingPreempt.push(fd);
+  }
+
+  /** The main stream ended: wait until the worker has read the preempt channel to its end too
+   * (the source sends EOS there before its EOF), so that every page sent there is placed.
+   * QEMU postcopy_ram_incoming_cleanup waits on postcopy_qemufile_dst_done the same way. */
+  async preemptDrained(): Promise<void> {
+    if (!this.worker) return;
+    while (this.preemptEndedGen < this.preemptGen) await new Promise<void>((r) => this.preemptWaiters.push(r));
+  }
+
+  private preemptEnded(gen: number): void {
+    this.preemptEndedGen = Math.max(this.preemptEndedGen, gen);
+    for (const w of this.preemptWaiters.splice(0)) w();
   }
 
   /** The main channel broke: hold page requests until a new return path arrives. */
@@ -276,15 +294,20 @@ export class PostcopyDestination {
     const ready = new Promise<void>((resolve, reject) => {
       w.on('message', (m: FromFaultWorker) => {
         if (m.type === 'ready') resolve();
+        if (m.type === 'preempt-ended') this.preemptEnded(m.gen);
         if (m.type === 'error') this.deps.onWorkerError(m.message);
       });
       w.on('error', (e) => {
         reject(new MigrationError('EMIG_STATE', `postcopy fault thread failed: ${e.message}`));
         this.deps.onWorkerError(e.message);
       });
-      w.once('exit', () => reject(new MigrationError('EMIG_STATE', 'postcopy fault thread exited before it started')));
+      w.once('exit', () => {
+        reject(new MigrationError('EMIG_STATE', 'postcopy fault thread exited before it started'));
+        this.preemptEnded(Infinity);
+      });
     });
-    for (const pfd of this.pendingPreempt.splice(0)) this.post({ type: 'preempt', fd: pfd });
+    const pending = this.pendingPreempt.splice(0);
+    pending.forEach((pfd, i) => this.post({ type: 'preempt', fd: pfd, gen: this.preemptGen - pending.length + 1 + i }));
     return ready;
   }
 
