@@ -80,6 +80,8 @@ export function caughtUp(first: number[], presentUs: number): number {
     if (first[i] < presentUs) present++;
     if (present * 10 >= (first.length - i) * 9) cut = i;
   }
+  // The part starts at a touch that found its page: a fault just before it stays in the span.
+  while (cut < first.length && first[cut] >= presentUs) cut++;
   return cut;
 }
 
