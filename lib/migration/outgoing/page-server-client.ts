@@ -78,10 +78,11 @@ export class PageServerClient implements ReturnPath {
   /** Nothing is left to send: the preempt channel ends with EOS (resolves once written, or at
    * once when there is no preempt channel or the page server is gone). */
   endPreempt(): Promise<void> {
-    return new Promise((resolve) => {
+    const ended = new Promise<void>((resolve) => {
       this.preemptEnded = resolve;
       this.post({ type: 'end-preempt' });
     });
+    return Promise.race([ended, this.gone]);
   }
 
   /** Recovery: the return path is the read side of this socket now (a dup is taken). */
