@@ -4,7 +4,7 @@ export declare const RAM_BASE: number;
 export declare const INFO_OFFSET: number;
 export declare const PAGE_SIZE: number;
 export declare const DEFAULT_SEED: bigint;
-export declare const KIND: Readonly<{ NONE: 0; HELLO: 1; AB: 2; DIRTY: 3; IDLE: 4; SMP_COUNTER: 5; TRAP: 6; ECHO: 7 }>;
+export declare const KIND: Readonly<{ NONE: 0; HELLO: 1; AB: 2; DIRTY: 3; IDLE: 4; SMP_COUNTER: 5; TRAP: 6; ECHO: 7; STRIDE: 8 }>;
 export declare const STATE: Readonly<{ BOOT: 0; FILLING: 1; RUNNING: 2; DONE: 3 }>;
 
 export interface GuestInfo {

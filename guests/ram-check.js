@@ -20,7 +20,7 @@ const PAGE_SIZE = 4096;
 const DEFAULT_SEED = 0x9e3779b97f4a7c15n;
 const DIRTY_TAG_HI = 0x59545244; // "DRTY" in bytes 4..7 of a dirtied page's first word
 
-const KIND = Object.freeze({ NONE: 0, HELLO: 1, AB: 2, DIRTY: 3, IDLE: 4, SMP_COUNTER: 5, TRAP: 6, ECHO: 7 });
+const KIND = Object.freeze({ NONE: 0, HELLO: 1, AB: 2, DIRTY: 3, IDLE: 4, SMP_COUNTER: 5, TRAP: 6, ECHO: 7, STRIDE: 8 });
 const STATE = Object.freeze({ BOOT: 0, FILLING: 1, RUNNING: 2, DONE: 3 });
 const MAX_ERRORS = 10;
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: every benchmark in turn, each printing JSON lines to stdout.
 //
-//   npm run bench [-- cpu vcpu host precopy file cpr] [--save [--label L]] [bench flags...]
+//   npm run bench [-- cpu vcpu host precopy postcopy file cpr] [--save [--label L]] [bench flags...]
 //
 // Names pick benchmarks (default: all). Any other argument is passed to every benchmark picked
 // (`--mem 256M` to precopy and file alike), so give flags to one benchmark at a time when
@@ -18,7 +18,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const ROOT = path.join(__dirname, '..');
-const ALL = ['cpu', 'vcpu', 'host', 'precopy', 'file', 'cpr'];
+const ALL = ['cpu', 'vcpu', 'host', 'precopy', 'postcopy', 'file', 'cpr'];
 
 function parseArgs(argv) {
   const names = [];

@@ -41,6 +41,7 @@ enum rt_kind {
     RT_KIND_SMP_COUNTER = 5,
     RT_KIND_TRAP = 6,
     RT_KIND_ECHO = 7,
+    RT_KIND_STRIDE = 8,
 };
 
 enum rt_state {

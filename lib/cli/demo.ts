@@ -12,9 +12,13 @@
  *
  *   npm start -- [--guest ab|dirty|idle] [--mem 512M] [--smp 2] [--transport unix|tcp]
  *                [--downtime-limit MS] [--max-bandwidth SIZE] [--append ARGS] [--keep]
+ *                [--postcopy]
  *   npm start -- --cpr [--mem 512M] [--smp 2] [--append ARGS] [--keep]
  *                upgrade the livemig process under the running ab guest (cpr-transfer,
  *                demo-cpr.ts)
+ *
+ * --postcopy migrates by postcopy (asked for at once) and prints the destination's blocktime
+ * and fault-latency histogram (demo-postcopy.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,6 +27,7 @@ import * as path from 'node:path';
 import { QmpClient } from '../monitor/qmp-client';
 import { formatSize, parseSize } from '../util/size';
 import { cprDemo } from './demo-cpr';
+import { POSTCOPY_CAPABILITIES, formatPostcopyFigures, postcopyRows, startPostcopy } from './demo-postcopy';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const CONVERGE_WAIT_S = 30;
@@ -38,6 +43,7 @@ interface DemoOptions {
   append: string;
   keep: boolean;
   cpr: boolean;
+  postcopy: boolean;
 }
 
 function parseDemoArgs(argv: string[]): DemoOptions {
@@ -51,6 +57,7 @@ function parseDemoArgs(argv: string[]): DemoOptions {
     append: 'size=64M',
     keep: false,
     cpr: false,
+    postcopy: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -73,14 +80,22 @@ function parseDemoArgs(argv: string[]): DemoOptions {
       case '--append': o.append = v(); break;
       case '--keep': o.keep = true; break;
       case '--cpr': o.cpr = true; break;
+      case '--postcopy': o.postcopy = true; break;
       case '-h':
       case '--help':
-        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(2, 14).join('\n') + '\n');
+        process.stdout.write(usage());
         process.exit(0);
       default: throw new Error(`unknown option ${a}`);
     }
   }
   return o;
+}
+
+/** The header comment of this file (compiled, it follows the module helpers tsc puts first). */
+function usage(): string {
+  const src = fs.readFileSync(__filename, 'utf8');
+  const doc = src.slice(src.indexOf('/**') + 3, src.indexOf('*/'));
+  return doc.split('\n').map((l) => l.replace(/^ \* ?/, '')).join('\n').trim() + '\n';
 }
 
 class Vm {
@@ -141,7 +156,7 @@ async function main(): Promise<number> {
   if (o.append) common.push('-append', o.append);
   const migUri = o.transport === 'unix' ? `unix:${path.join(dir, 'mig.sock')}` : 'tcp:127.0.0.1:0';
   const src = new Vm('source', [...common, '-name', 'source', '-qmp', `unix:${path.join(dir, 'src.qmp')},server=on,wait=off`]);
-  const dst = new Vm('destination', [...common, '-name', 'destination', '-qmp', `unix:${path.join(dir, 'dst.qmp')},server=on,wait=off`, '-incoming', migUri]);
+  const dst = new Vm('destination', [...common, '-name', 'destination', '-qmp', `unix:${path.join(dir, 'dst.qmp')},server=on,wait=off`, '-incoming', o.postcopy ? 'defer' : migUri]);
   try {
     console.log(`livemig demo: ${o.guest} guest, ${formatSize(memBytes)} RAM, ${o.smp} vCPU(s), ${o.transport} socket`);
     const sq = await QmpClient.connect(path.join(dir, 'src.qmp'));
@@ -153,16 +168,23 @@ async function main(): Promise<number> {
     } else {
       await src.waitOutput((s) => s.length > 0, 60000);
     }
+    const caps = ['events', 'return-path', ...(o.postcopy ? POSTCOPY_CAPABILITIES : [])];
+    for (const q of [sq, dq]) await q.execute('migrate-set-capabilities', { capabilities: caps.map((capability) => ({ capability, state: true })) });
+    // postcopy-preempt must be set before the destination listens.
+    if (o.postcopy) await dq.execute('migrate-incoming', { uri: migUri });
     let uri = migUri;
     if (o.transport === 'tcp') {
       const info = await dq.execute('query-migrate');
       const a = info['socket-address'][0];
       uri = `tcp:${a.host}:${a.port}`;
     }
-    for (const q of [sq, dq]) await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }, { capability: 'return-path', state: true }] });
     await sq.execute('migrate-set-parameters', { 'downtime-limit': o.downtimeLimit, 'max-bandwidth': o.maxBandwidth });
     console.log(`migrating to ${uri} (downtime-limit ${o.downtimeLimit} ms, max-bandwidth ${o.maxBandwidth ? formatSize(o.maxBandwidth) + '/s' : 'unlimited'})`);
     await sq.execute('migrate', { uri });
+    if (o.postcopy) {
+      await startPostcopy(sq);
+      console.log('postcopy asked for: the guest runs on at the destination, pages follow');
+    }
     let info: any;
     const started = Date.now();
     let relaxed = false;
@@ -195,9 +217,11 @@ async function main(): Promise<number> {
       ['normal pages', String(ram.normal)],
       ['zero pages', String(ram.duplicate)],
       ['passes (dirty syncs)', String(ram['dirty-sync-count'])],
+      ...(o.postcopy ? postcopyRows(info) : []),
     ];
     console.log('\nsummary');
     for (const [k, v] of rows) console.log(`  ${k.padEnd(22)} ${v}`);
+    if (o.postcopy) console.log(`\n${formatPostcopyFigures(await dq.execute('query-migrate'))}`);
 
     // The guest lives on at the destination: it keeps printing, and its memory checks out.
     const before = dst.output.length;

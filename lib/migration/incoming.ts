@@ -216,6 +216,7 @@ export class IncomingMigration {
 
   private async finishPostcopy(): Promise<void> {
     const pc = this.postcopy!;
+    await pc.preemptDrained();
     const missing = pc.missingPages();
     await pc.finish();
     if (missing > 0) throw new MigrationError('EMIG_RAM', `postcopy ended with ${missing} pages never received`, { section: 'ram' });
@@ -266,7 +267,7 @@ export class IncomingMigration {
         await this.loader!.loadPackage(be32At(payload), at);
         return;
       case MIG_CMD.POSTCOPY_LISTEN:
-        this.needPostcopy('POSTCOPY_LISTEN').listen();
+        await this.needPostcopy('POSTCOPY_LISTEN').listen();
         state.cas('active', this.rp ? 'postcopy-device' : 'postcopy-active');
         return;
       case MIG_CMD.POSTCOPY_RUN:

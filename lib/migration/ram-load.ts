@@ -17,6 +17,8 @@ import { RAM_SAVE_FLAG, RAM_SECTION_VERSION, QEMU_VM_SECTION_START } from './wir
 
 const PAGES_PER_WINDOW = WINDOW_SIZE / PAGE_SIZE;
 const FLAG_MASK = PAGE_SIZE - 1;
+/** Postcopy: records placed between two turns of the event loop (about a MiB). */
+const POSTCOPY_RECORDS_PER_TURN = 256;
 
 interface LoadBlock {
   readonly block: RamBlock;
@@ -74,6 +76,7 @@ export class RamLoader implements LiveHandler {
   /** Whether the block list (START) has been received. */
   blockListSeen = false;
   private postcopy: RamPostcopy | null = null;
+  private sinceTurn = 0;
 
   private readonly pristine: boolean;
   private readonly populate: { block: RamBlock; advance(offset: number): void } | null;
@@ -166,6 +169,14 @@ export class RamLoader implements LiveHandler {
           }
           if (kind === RAM_SAVE_FLAG.ZERO) this.zeroPage(f, b, addr, at);
           else this.page(f, b, addr);
+          // While the stream keeps data ready this loop never leaves the microtask queue. In
+          // postcopy the guest runs here meanwhile: its monitor, its UART output and its device
+          // effects are served by this thread, so let the event loop turn now and then (QEMU
+          // loads postcopy RAM in a thread of its own, postcopy_ram_listen_thread, for this).
+          if (this.postcopy?.placer && ++this.sinceTurn >= POSTCOPY_RECORDS_PER_TURN) {
+            this.sinceTurn = 0;
+            await new Promise<void>((r) => setImmediate(r));
+          }
           break;
         }
         default:

@@ -3,14 +3,17 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { ROOT } from './helpers';
 
-test('the demo migrates the ab guest and verifies the destination', async () => {
-  const p = spawn(process.execPath, [path.join(ROOT, 'dist/lib/cli/demo.js'), '--mem', '64M', '--append', 'size=8M', '--transport', 'tcp'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+async function demo(args: string[]): Promise<{ out: string; code: unknown }> {
+  const p = spawn(process.execPath, [path.join(ROOT, 'dist/lib/cli/demo.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   p.stdout!.on('data', (d) => (out += d));
   p.stderr!.on('data', (d) => (out += d));
   const code = await new Promise((r) => p.on('exit', r));
+  return { out, code };
+}
+
+test('the demo migrates the ab guest and verifies the destination', async () => {
+  const { out, code } = await demo(['--mem', '64M', '--append', 'size=8M', '--transport', 'tcp']);
   expect(out).toMatch(/status\s+completed/);
   expect(out).toMatch(/downtime\s+\d+ ms/);
   expect(out).toMatch(/verified: destination RAM follows the A\/B invariant/);
@@ -32,3 +35,16 @@ test('npm start -- --cpr upgrades the process under the guest and verifies it', 
   expect(out).toMatch(/verified: destination RAM follows the A\/B invariant/);
   expect(code).toBe(0);
 });
+
+test('--postcopy: migrates by postcopy, prints blocktime and the latency histogram', async () => {
+  const { out, code } = await demo(['--mem', '64M', '--append', 'size=8M', '--postcopy']);
+  expect(out).toMatch(/postcopy-active/);
+  expect(out).toMatch(/status\s+completed/);
+  expect(out).toMatch(/postcopy bytes\s+\d+\.\d MiB/);
+  expect(out).toMatch(/blocktime \(all vCPUs\)\s+\d+ ms/);
+  expect(out).toMatch(/blocktime per vCPU\s+\d+, \d+ ms/);
+  // Bucket rows, or the line saying no page had to be asked for.
+  expect(out).toMatch(/latency histogram[^\n]*\n( +\d+ (µs|ms|s) - \d+(\.\d)? (µs|ms|s) +\d+ +#+\n|    \(no remote faults\)\n)/);
+  expect(out).toMatch(/verified: destination RAM follows the A\/B invariant/);
+  expect(code).toBe(0);
+}, 120000);

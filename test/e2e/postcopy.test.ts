@@ -59,6 +59,64 @@ class Relay {
   }
 }
 
+/** A relay that holds back what the source sends on its second connection (the preempt
+ * channel) until a second after the source has ended the first (the main channel, after its
+ * EOF): every page the source sends on request is still on its way when the destination
+ * reads the EOF. */
+class HeldPreemptRelay {
+  private readonly server: net.Server;
+  private readonly socks = new Set<net.Socket>();
+  private readonly held: Buffer[] = [];
+  private preempt: net.Socket | null = null;
+  private preemptEnded = false;
+  private released = false;
+
+  constructor(
+    readonly path: string,
+    target: string,
+  ) {
+    // Half-open both ways, as the sockets it stands for: the source half-closes the main
+    // channel after EOF and still reads the destination's SHUT.
+    this.server = net.createServer({ allowHalfOpen: true }, (a) => {
+      const main = this.socks.size === 0;
+      const b = net.connect({ path: target, allowHalfOpen: true });
+      for (const s of [a, b]) {
+        this.socks.add(s);
+        s.on('error', () => undefined);
+      }
+      b.pipe(a);
+      if (main) {
+        a.pipe(b);
+        // Long enough for the destination to read what was queued before the end (the EOF).
+        a.on('end', () => setTimeout(() => this.release(), 1000));
+        return;
+      }
+      this.preempt = b;
+      a.on('data', (d: Buffer) => (this.released ? b.write(d) : this.held.push(d)));
+      a.on('end', () => {
+        this.preemptEnded = true;
+        if (this.released) b.end();
+      });
+    });
+  }
+
+  private release(): void {
+    this.released = true;
+    if (!this.preempt) return;
+    for (const d of this.held.splice(0)) this.preempt.write(d);
+    if (this.preemptEnded) this.preempt.end();
+  }
+
+  listen(): Promise<void> {
+    return new Promise((r) => this.server.listen(this.path, r));
+  }
+
+  close(): void {
+    for (const s of this.socks) s.destroy();
+    this.server.close();
+  }
+}
+
 async function pair(dir: string, caps: Record<string, boolean>, incoming: string): Promise<[Vm, Vm]> {
   const src = await new Vm(dir, 'src', AB).connect();
   const dst = await new Vm(dir, 'dst', { ...AB, extra: ['-incoming', 'defer'] }).connect();
@@ -70,7 +128,7 @@ async function pair(dir: string, caps: Record<string, boolean>, incoming: string
 
 describe('postcopy between processes', () => {
   let dir: string;
-  let relays: Relay[] = [];
+  let relays: { close(): void }[] = [];
   beforeEach(() => (dir = tmpdir()));
   afterEach(async () => {
     for (const r of relays) r.close();
@@ -103,6 +161,23 @@ describe('postcopy between processes', () => {
     expect((await src.qmp.execute('query-status')).status).toBe('postmigrate');
     expect((await dst.qmp.execute('query-status')).status).toBe('running');
     await dst.printsMore();
+    await abRamOk(dst, dir, MEM);
+  });
+
+  test('postcopy at once with the background unlimited: the guest faults from its first instructions, and they are asked for and counted', async () => {
+    const sock = path.join(dir, 'mig.sock');
+    const [src, dst] = await pair(dir, { 'postcopy-blocktime': true, 'postcopy-preempt': true }, `unix:${sock}`);
+    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 0, 'max-postcopy-bandwidth': 0 });
+    await src.qmp.execute('migrate', { uri: `unix:${sock}` });
+    await src.qmp.execute('migrate-start-postcopy');
+    const info = await src.waitStatus(['completed', 'failed'], 90000);
+    expect(info.status).toBe('completed');
+    // The whole working set was discarded at the switchover; the guest runs at once and walks
+    // it far faster than the background stream can bring it.
+    expect(info.ram['postcopy-requests']).toBeGreaterThan(0);
+    const dinfo = await dst.waitStatus('completed');
+    expect(dinfo['postcopy-latency-dist'].reduce((a: number, b: number) => a + b, 0)).toBeGreaterThan(0);
+    expect(dinfo['postcopy-vcpu-blocktime'][0]).toBeGreaterThan(0);
     await abRamOk(dst, dir, MEM);
   });
 
@@ -170,6 +245,39 @@ describe('postcopy between processes', () => {
     await dst.printsMore();
     await abRamOk(dst, dir, MEM);
   }, 180000);
+
+  test('max-postcopy-bandwidth set during postcopy applies to the running background stream', async () => {
+    const sock = path.join(dir, 'mig.sock');
+    const [src, dst] = await pair(dir, {}, `unix:${sock}`);
+    // 64 KiB/s would take the guest's 64 MiB about 17 minutes: only the new value finishes it.
+    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 0, 'max-postcopy-bandwidth': 64 * 2 ** 10 });
+    await src.qmp.execute('migrate', { uri: `unix:${sock}` });
+    await src.qmp.execute('migrate-start-postcopy');
+    await src.waitStatus('postcopy-active');
+    await src.qmp.execute('migrate-set-parameters', { 'max-postcopy-bandwidth': 0 });
+    expect((await src.waitStatus(['completed', 'failed'], 120000)).status).toBe('completed');
+    await dst.printsMore();
+    await abRamOk(dst, dir, MEM);
+  });
+
+  test('pages on the preempt channel when the main stream ends are placed before the destination completes', async () => {
+    const sock = path.join(dir, 'mig.sock');
+    const relay = new HeldPreemptRelay(path.join(dir, 'relay.sock'), sock);
+    relays.push(relay);
+    await relay.listen();
+    const [src, dst] = await pair(dir, { 'postcopy-preempt': true }, `unix:${sock}`);
+    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 0, 'max-postcopy-bandwidth': 0 });
+    await src.qmp.execute('migrate', { uri: `unix:${relay.path}` });
+    await src.qmp.execute('migrate-start-postcopy');
+    const info = await src.waitStatus(['completed', 'failed', 'postcopy-paused'], 90000);
+    // The guest's first fault is answered on the held channel, after the main stream has
+    // carried the rest of RAM and ended.
+    expect(info.ram['postcopy-requests']).toBeGreaterThan(0);
+    expect(info.status).toBe('completed');
+    expect((await dst.waitStatus('completed')).status).toBe('completed');
+    await dst.printsMore();
+    await abRamOk(dst, dir, MEM);
+  });
 
   test('migrate-pause on the source pauses both; recover completes it', async () => {
     const sock = path.join(dir, 'mig.sock');

@@ -31,7 +31,7 @@ describeBuild('make -C guests', () => {
       execFileSync('make', ['-s', '-C', copy], { stdio: 'pipe' });
       execFileSync('make', ['-s', '-C', copy, 'check'], { stdio: 'pipe' });
       const elfs = fs.readdirSync(GUESTS).filter((f) => f.endsWith('.elf'));
-      expect(elfs.length).toBe(7);
+      expect(elfs.length).toBe(8);
       for (const f of elfs) {
         expect({ f, same: fs.readFileSync(path.join(copy, f)).equals(fs.readFileSync(path.join(GUESTS, f))) }).toEqual({ f, same: true });
       }

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 const GUESTS = path.resolve(__dirname, '../../guests');
-const NAMES = ['hello', 'ab', 'dirty', 'idle', 'smp-counter', 'trap', 'echo'];
+const NAMES = ['hello', 'ab', 'dirty', 'idle', 'smp-counter', 'trap', 'echo', 'stride'];
 
 const SHF_EXECINSTR = 0x4;
 const PT_LOAD = 1;

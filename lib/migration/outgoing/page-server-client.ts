@@ -25,6 +25,7 @@ export class PageServerClient implements ReturnPath {
   private shutResolve!: (s: number) => void;
   private shutReject!: (e: Error) => void;
   private shutPromise!: Promise<number>;
+  private preemptEnded: (() => void) | null = null;
   /** Called when the return path breaks (postcopy pauses instead of failing). */
   onBroken: ((err: Error) => void) | null = null;
 
@@ -68,6 +69,16 @@ export class PageServerClient implements ReturnPath {
     this.post({ type: 'preempt', fd });
   }
 
+  /** Nothing is left to send: the preempt channel ends with EOS (resolves once written, or at
+   * once when there is no preempt channel or the page server is gone). */
+  endPreempt(): Promise<void> {
+    const ended = new Promise<void>((resolve) => {
+      this.preemptEnded = resolve;
+      this.post({ type: 'end-preempt' });
+    });
+    return Promise.race([ended, this.gone]);
+  }
+
   /** Recovery: the return path is the read side of this socket now (a dup is taken). */
   useReturnPath(fd: number): void {
     this.resetShut();
@@ -92,6 +103,11 @@ export class PageServerClient implements ReturnPath {
       this.broken(new MigrationError(m.error ? 'EMIG_RETURN_PATH' : 'EMIG_PEER', m.error ?? 'return path closed before SHUT', { section: 'return-path' }));
       return;
     }
+    if (m.type === 'preempt-ended') {
+      this.preemptEnded?.();
+      this.preemptEnded = null;
+      return;
+    }
     if (m.type !== 'rp') return;
     const msg: RpMessage = { type: m.msgType, payload: new Uint8Array(m.payload), extra: m.extra && new Uint8Array(m.extra) };
     if (msg.type === MIG_RP_MSG.SHUT) return this.shutResolve(be32At(msg.payload));
@@ -104,6 +120,8 @@ export class PageServerClient implements ReturnPath {
   }
 
   private broken(err: Error): void {
+    this.preemptEnded?.();
+    this.preemptEnded = null;
     this.shutReject(err);
     this.onBroken?.(err);
   }

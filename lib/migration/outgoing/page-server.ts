@@ -11,8 +11,9 @@
  *                            RESUME_ACK): forwarded to the main thread
  *
  * Messages from the main thread: 'preempt' {fd} (send requested pages there from now on; the
- * worker owns the fd), 'return-path' {fd} (a recovery's new channel), 'stop'.
- * To it: 'rp' {type, payload, extra?}, 'rp-ended' {error?}, 'stopped'.
+ * worker owns the fd), 'end-preempt' (nothing is left to send: end the preempt channel with
+ * EOS), 'return-path' {fd} (a recovery's new channel), 'stop'.
+ * To it: 'rp' {type, payload, extra?}, 'rp-ended' {error?}, 'preempt-ended', 'stopped'.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { native, windowAt } from '../../host';
@@ -39,10 +40,11 @@ export interface PageServerData {
   releaseRam: boolean;
 }
 
-export type ToPageServer = { type: 'preempt'; fd: number } | { type: 'return-path'; fd: number } | { type: 'stop' };
+export type ToPageServer = { type: 'preempt'; fd: number } | { type: 'end-preempt' } | { type: 'return-path'; fd: number } | { type: 'stop' };
 export type FromPageServer =
   | { type: 'rp'; msgType: number; payload: Uint8Array; extra?: Uint8Array }
   | { type: 'rp-ended'; error?: string }
+  | { type: 'preempt-ended' }
   | { type: 'stopped' };
 
 const PAGE_SIZE = 4096;
@@ -138,6 +140,9 @@ class PageServer {
         this.preempt = new FdChannel(m.fd, { label: 'preempt', readable: false });
         this.preemptBlock = -1;
         return;
+      case 'end-preempt':
+        this.endPreempt();
+        return;
       case 'return-path':
         this.rp.destroy();
         this.rp = new FdChannel(m.fd, { label: 'return path', writable: false });
@@ -155,6 +160,28 @@ class PageServer {
             parentPort!.close();
           });
     }
+  }
+
+  /**
+   * QEMU postcopy_preempt_shutdown_file: EOS after the last page this thread sent, before the
+   * main stream's EOF. The destination finishes only once it has read up to the EOS, so a page
+   * still on its way here when the main stream ends is placed, not missed. Any later request
+   * finds every page sent already.
+   */
+  private endPreempt(): void {
+    const ch = this.preempt;
+    this.preempt = null;
+    if (!ch) return this.forward({ type: 'preempt-ended' });
+    const eos = Buffer.alloc(8);
+    eos.writeUInt32BE(RAM_SAVE_FLAG.EOS, 4);
+    ch.write(eos);
+    void ch
+      .end()
+      .catch(() => undefined)
+      .finally(() => {
+        ch.destroy();
+        this.forward({ type: 'preempt-ended' });
+      });
   }
 
   private forward(m: FromPageServer): void {

@@ -7,7 +7,8 @@
  *             → postcopy-device → (PONG 0x42: the destination loaded the devices) postcopy-active
  *   background  RAM PART sections until nothing is dirty, requested pages first (preempt:
  *             the page server sends them itself), under max-postcopy-bandwidth
- *   complete  RAM END, EOF (no vmdesc in postcopy), SHUT 0 → completed
+ *   complete  [preempt: EOS on the preempt channel] RAM END, EOF (no vmdesc in postcopy),
+ *             SHUT 0 → completed
  *
  * Until the destination has the devices (PONG 0x42) a failure fails the migration and the
  * source guest runs again, as in precopy. After it the guest runs only on the destination:
@@ -108,6 +109,7 @@ async function background(ctx: OutgoingContext): Promise<void> {
 async function finish(ctx: OutgoingContext): Promise<void> {
   const sv = ctx.sv!;
   const f = ctx.f!;
+  if (ctx.options.caps['postcopy-preempt']) await ctx.pageServer?.endPreempt();
   await sv.complete(false);
   sv.finish(false);
   const err = await f.close();

@@ -35,11 +35,17 @@ export async function setupPhase(ctx: OutgoingContext, addr: MigrationAddress): 
   const limiter = new RateLimiter(undefined, options.params['max-bandwidth']);
   const f = new QemuFileWriter(channel, { rateLimiter: limiter });
   ctx.f = f;
-  // max-bandwidth acts on a running migration, until the switchover lifts the limit.
+  // max-bandwidth acts on a running migration, until the switchover lifts the limit;
+  // max-postcopy-bandwidth on the background stream once postcopy runs (QEMU
+  // migrate_params_apply), on whichever writer a recovery left in place.
   ctx.cleanups.push(
     options.subscribe((c) => {
-      if (c.kind === 'parameters' && c.changed.includes('max-bandwidth') && ctx.stopTime === 0) {
+      if (c.kind !== 'parameters') return;
+      if (c.changed.includes('max-bandwidth') && ctx.stopTime === 0) {
         limiter.setMaxBandwidth(options.params['max-bandwidth']);
+      }
+      if (c.changed.includes('max-postcopy-bandwidth') && ctx.postcopyStartBytes >= 0) {
+        ctx.f?.rateLimiter?.setMaxBandwidth(options.params['max-postcopy-bandwidth']);
       }
     }),
   );

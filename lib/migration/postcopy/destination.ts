@@ -64,6 +64,10 @@ export class PostcopyDestination {
   readonly stats: SharedStats;
   private placer: PagePlacer | null = null;
   private pendingPreempt: number[] = [];
+  /** preempt channels adopted, and the last of them the worker has read to its end */
+  private preemptGen = 0;
+  private preemptEndedGen = 0;
+  private preemptWaiters: Array<() => void> = [];
 
   constructor(private readonly deps: PostcopyDestinationDeps) {
     this.stats = new SharedStats(deps.machine.harts);
@@ -116,8 +120,11 @@ export class PostcopyDestination {
     this.state = 'discard';
   }
 
-  /** POSTCOPY_LISTEN: RAM registered with userfaultfd, placement atomic, the worker serving faults. */
-  listen(): void {
+  /** POSTCOPY_LISTEN: RAM registered with userfaultfd, placement atomic, the worker serving
+   * faults. Resolves once the worker reads faults (QEMU postcopy_ram_incoming_setup waits for
+   * its fault thread too): RUN follows at once, and a vCPU faulting before then would wait
+   * for the background stream, its page never asked for and its wait never counted. */
+  async listen(): Promise<void> {
     if (this.state !== 'advise' && this.state !== 'discard') throw cmdError('POSTCOPY_LISTEN', `POSTCOPY_LISTEN in postcopy state ${this.state}`);
     const m = this.deps.machine;
     this.fillReceivedHoles();
@@ -143,8 +150,8 @@ export class PostcopyDestination {
     }
     this.placer = new PagePlacer(uffd, this.blocks, this.deps.mode, this.ring, zeropage);
     this.deps.ram.startPostcopy({ received: this.blocks.map((b) => b.received), placer: this.placer });
-    this.startWorker(features, zeropage);
     this.state = 'listening';
+    await this.startWorker(features, zeropage);
   }
 
   /** POSTCOPY_RUN: the caller starts the guest. */
@@ -155,8 +162,22 @@ export class PostcopyDestination {
 
   /** A preempt channel connected: the worker reads it (now, or once LISTEN started it). */
   adoptPreempt(fd: number): void {
-    if (this.worker) this.post({ type: 'preempt', fd });
+    this.preemptGen++;
+    if (this.worker) this.post({ type: 'preempt', fd, gen: this.preemptGen });
     else this.pendingPreempt.push(fd);
+  }
+
+  /** The main stream ended: wait until the worker has read the preempt channel to its end too
+   * (the source sends EOS there before its EOF), so that every page sent there is placed.
+   * QEMU postcopy_ram_incoming_cleanup waits on postcopy_qemufile_dst_done the same way. */
+  async preemptDrained(): Promise<void> {
+    if (!this.worker) return;
+    while (this.preemptEndedGen < this.preemptGen) await new Promise<void>((r) => this.preemptWaiters.push(r));
+  }
+
+  private preemptEnded(gen: number): void {
+    this.preemptEndedGen = Math.max(this.preemptEndedGen, gen);
+    for (const w of this.preemptWaiters.splice(0)) w();
   }
 
   /** The main channel broke: hold page requests until a new return path arrives. */
@@ -253,7 +274,7 @@ export class PostcopyDestination {
     }
   }
 
-  private startWorker(features: UffdFeature[], zeropage: boolean): void {
+  private startWorker(features: UffdFeature[], zeropage: boolean): Promise<void> {
     const fd = this.deps.channel.fd;
     if (fd === undefined) throw new MigrationError('EMIG_STATE', 'postcopy needs a socket channel (unix:, tcp:, or fd: of a socket)');
     const data: FaultWorkerData = {
@@ -270,11 +291,24 @@ export class PostcopyDestination {
     const w = new Worker(workerPath(), { workerData: data, name: 'postcopy-fault' });
     this.worker = w;
     this.workerGone = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-    w.on('message', (m: FromFaultWorker) => {
-      if (m.type === 'error') this.deps.onWorkerError(m.message);
+    const ready = new Promise<void>((resolve, reject) => {
+      w.on('message', (m: FromFaultWorker) => {
+        if (m.type === 'ready') resolve();
+        if (m.type === 'preempt-ended') this.preemptEnded(m.gen);
+        if (m.type === 'error') this.deps.onWorkerError(m.message);
+      });
+      w.on('error', (e) => {
+        reject(new MigrationError('EMIG_STATE', `postcopy fault thread failed: ${e.message}`));
+        this.deps.onWorkerError(e.message);
+      });
+      w.once('exit', () => {
+        reject(new MigrationError('EMIG_STATE', 'postcopy fault thread exited before it started'));
+        this.preemptEnded(Infinity);
+      });
     });
-    w.on('error', (e) => this.deps.onWorkerError(e.message));
-    for (const pfd of this.pendingPreempt.splice(0)) this.post({ type: 'preempt', fd: pfd });
+    const pending = this.pendingPreempt.splice(0);
+    pending.forEach((pfd, i) => this.post({ type: 'preempt', fd: pfd, gen: this.preemptGen - pending.length + 1 + i }));
+    return ready;
   }
 
   private post(m: ToFaultWorker): void {

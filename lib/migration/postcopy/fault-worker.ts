@@ -9,10 +9,11 @@
  *   preempt readable ─▶ RAM records ─▶ place (COPY / CONTINUE) ─▶ waiters run, blocktime ends
  *   placement ring ──▶ pages the main thread placed that a fault waited for ─▶ blocktime ends
  *
- * Messages from the main thread: 'preempt' {fd} (a preempt channel to read; the worker owns
- * the fd), 'return-path' {fd} (after a recovery: the new socket; outstanding requests are sent
+ * Messages from the main thread: 'preempt' {fd, gen} (a preempt channel to read; the worker
+ * owns the fd), 'return-path' {fd} (after a recovery: the new socket; outstanding requests are sent
  * again), 'pause' (the return path broke: hold requests), 'request' {keys} (the main thread needs
- * these pages present), 'stop'. To the main thread: 'error' {message}, 'preempt-ended'.
+ * these pages present), 'stop'. To the main thread: 'ready' (serving faults: LISTEN may go on),
+ * 'error' {message}, 'preempt-ended' {gen} (that channel ended: EOS, its end, or an error).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { native, Userfaultfd, type UffdEvent, type UffdFeature } from '../../host';
@@ -39,13 +40,13 @@ export interface FaultWorkerData {
 }
 
 export type ToFaultWorker =
-  | { type: 'preempt'; fd: number }
+  | { type: 'preempt'; fd: number; gen: number }
   | { type: 'return-path'; fd: number }
   | { type: 'pause' }
   | { type: 'request'; keys: number[] }
   | { type: 'stop' };
 
-export type FromFaultWorker = { type: 'error'; message: string } | { type: 'preempt-ended' } | { type: 'stopped' };
+export type FromFaultWorker = { type: 'ready' } | { type: 'error'; message: string } | { type: 'preempt-ended'; gen: number } | { type: 'stopped' };
 
 const PAGE_SIZE = 4096;
 const RP_WRITE_TIMEOUT_MS = 10000;
@@ -79,6 +80,7 @@ class FaultWorker {
     this.uffd.onEvents((events) => this.onFaults(events));
     void this.watchRing();
     parentPort!.on('message', (m: ToFaultWorker) => this.onMessage(m));
+    parentPort!.postMessage({ type: 'ready' } satisfies FromFaultWorker);
   }
 
   private onFaults(events: UffdEvent[]): void {
@@ -144,7 +146,7 @@ class FaultWorker {
     }
   }
 
-  private async readPreempt(ch: FdChannel): Promise<void> {
+  private async readPreempt(ch: FdChannel, gen: number): Promise<void> {
     try {
       await readPreemptRecords(new QemuFileReader(ch), this.d.blocks, (bi, page, kind, bytes) => {
         if (kind === RAM_SAVE_FLAG.ZERO) this.placer.zero(bi, page);
@@ -158,7 +160,7 @@ class FaultWorker {
       ch.destroy();
       if (this.preempt === ch) this.preempt = null;
       this.publish();
-      if (!this.stopped) parentPort!.postMessage({ type: 'preempt-ended' } satisfies FromFaultWorker);
+      if (!this.stopped) parentPort!.postMessage({ type: 'preempt-ended', gen } satisfies FromFaultWorker);
     }
   }
 
@@ -167,7 +169,7 @@ class FaultWorker {
       case 'preempt':
         this.preempt?.destroy();
         this.preempt = new FdChannel(m.fd, { label: 'preempt' });
-        void this.readPreempt(this.preempt);
+        void this.readPreempt(this.preempt, m.gen);
         return;
       case 'return-path':
         native.close(this.rpFd);

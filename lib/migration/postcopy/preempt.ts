@@ -6,8 +6,11 @@
  *
  *   be64 offset | flags  [u8 len, idstr]  payload      PAGE: 4096 bytes, ZERO: u8 0
  *
- * Only PAGE and ZERO (with CONTINUE) are legal, plus EOS (QEMU 7.1/7.2 end the channel with
- * it). The reader checks each record before it touches memory, like the main stream's loader.
+ * Only PAGE and ZERO (with CONTINUE) are legal, plus EOS, which ends the channel: the source
+ * sends it after its last page and before the main stream's EOF, and the destination reads up
+ * to it before it finishes, so no page sent here is missed (QEMU postcopy_preempt_shutdown_file
+ * and postcopy_qemufile_dst_done). The reader checks each record before it touches memory, like
+ * the main stream's loader.
  */
 import type { QemuFileReader } from '../../stream';
 import { MigrationError } from '../errors';
