@@ -56,7 +56,7 @@ export async function readPreemptRecords(f: QemuFileReader, blocks: readonly Pre
       if (found === undefined) throw bad(`Unknown ramblock "${name}"`, at, name);
       bi = found;
     } else if (bi < 0) {
-      throw bad('CONTINUE record without a previous block', at);
+      throw bad('CONTINUE record without a previous block', at, 'flags');
     }
     last = bi;
     const b = blocks[bi];
