@@ -67,6 +67,13 @@ export function asMigrationError(e: unknown, section?: string, position?: number
   return new MigrationError('EMIG_DEVICE', msg, { section, position, cause: e });
 }
 
+/** A command handler checks the payload and the postcopy state, not where the command was:
+ * its error gets the command's stream offset (and section and field, if it named none). */
+function atCommand(e: unknown, name: string, at: number): unknown {
+  if (!(e instanceof MigrationError) || e.position !== undefined) return e;
+  return new MigrationError(e.code, e.detail, { section: e.section ?? 'command', field: e.field ?? name, position: at, cause: e.cause });
+}
+
 export class LoadVm {
   /** Sender's section id → our entry, learned from START/FULL headers. */
   private readonly byId = new Map<number, SectionEntry>();
@@ -259,7 +266,13 @@ export class LoadVm {
     if (!this.opts.onCommand) {
       throw new MigrationError('EMIG_COMMAND', `command ${name} not supported here`, { section: 'command', field: name, position: at });
     }
-    if ((await this.opts.onCommand(cmd, payload, at)) === 'quit') this.quit = true;
+    let r: void | 'quit';
+    try {
+      r = await this.opts.onCommand(cmd, payload, at);
+    } catch (e) {
+      throw atCommand(e, name, at);
+    }
+    if (r === 'quit') this.quit = true;
   }
 
   /**
