@@ -286,10 +286,11 @@ export class LoadVm {
       throw new MigrationError('EMIG_LIMIT', `package of ${size} bytes exceeds ${PACKAGED_MAX}`, { section: 'command', field: 'PACKAGED', position: at });
     }
     const blob = new Uint8Array(size);
+    const start = this.f.position;
     if (!(await this.f.readInto(blob))) {
       throw new MigrationError('EMIG_TRUNCATED', `stream ended inside a package of ${size} bytes`, { section: 'command', field: 'PACKAGED', position: this.f.position });
     }
-    const inner = new LoadVm(QemuFileReader.fromBytes(blob), this.registry, this.config, this.opts);
+    const inner = new LoadVm(QemuFileReader.fromBytes(blob, start), this.registry, this.config, this.opts);
     await inner.loadMain();
     if (!inner.quit && !inner.sawEof) {
       throw new MigrationError('EMIG_COMMAND', 'package ended without POSTCOPY_RUN', { section: 'command', field: 'PACKAGED', position: at });
