@@ -234,7 +234,8 @@ export class IncomingMigration {
         if (!this.deps.options.caps['postcopy-ram']) {
           throw new MigrationError('EMIG_COMMAND', 'RAM postcopy is disabled but have 16 byte advise', { section: 'command', field: 'POSTCOPY_ADVISE' });
         }
-        this.postcopy = new PostcopyDestination({
+        // One destination per load: a second ADVISE meets the first one's state and is refused.
+        this.postcopy ??= new PostcopyDestination({
           machine: this.deps.machine,
           ram: this.ram!,
           mode: this.deps.options.params['x-postcopy-placement'],
