@@ -95,7 +95,12 @@ export class PageServerClient implements ReturnPath {
 
   private onMessage(m: FromPageServer): void {
     if (m.type === 'rp-ended') {
-      this.broken(new MigrationError(m.error ? 'EMIG_RETURN_PATH' : 'EMIG_PEER', m.error ?? 'return path closed before SHUT', { section: 'return-path' }));
+      const e = m.error;
+      this.broken(
+        e
+          ? new MigrationError(e.code, e.detail, { section: e.section, field: e.field, position: e.position })
+          : new MigrationError('EMIG_PEER', 'return path closed before SHUT', { section: 'return-path' }),
+      );
       return;
     }
     if (m.type !== 'rp') return;

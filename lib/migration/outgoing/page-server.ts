@@ -18,7 +18,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { native, windowAt } from '../../host';
 import { QemuFileReader } from '../../stream';
 import { FdChannel } from '../../transport/fd-channel';
-import { MigrationError } from '../errors';
+import { MigrationError, type MigrationErrorCode } from '../errors';
 import { pageRecordHeader } from '../postcopy/preempt';
 import { PageRing, pageKey } from '../postcopy/shared';
 import { decodeReqPages } from '../postcopy/wire';
@@ -40,9 +40,18 @@ export interface PageServerData {
 }
 
 export type ToPageServer = { type: 'preempt'; fd: number } | { type: 'return-path'; fd: number } | { type: 'stop' };
+/** A MigrationError as it crosses to the main thread (an Error loses its fields there). */
+export interface PageServerError {
+  code: MigrationErrorCode;
+  detail: string;
+  section?: string;
+  field?: string;
+  position?: number;
+}
+
 export type FromPageServer =
   | { type: 'rp'; msgType: number; payload: Uint8Array; extra?: Uint8Array }
-  | { type: 'rp-ended'; error?: string }
+  | { type: 'rp-ended'; error?: PageServerError }
   | { type: 'stopped' };
 
 const PAGE_SIZE = 4096;
@@ -73,7 +82,7 @@ class PageServer {
 
   private async read(ch: FdChannel): Promise<void> {
     const f = new QemuFileReader(ch);
-    let error: string | undefined;
+    let error: PageServerError | undefined;
     try {
       for (;;) {
         const msg = await readRpMessage(f);
@@ -83,7 +92,10 @@ class PageServer {
         if (msg.type === MIG_RP_MSG.SHUT) break;
       }
     } catch (e) {
-      error = (e as Error).message;
+      error =
+        e instanceof MigrationError
+          ? { code: e.code, detail: e.detail, section: e.section, field: e.field, position: e.position }
+          : { code: 'EMIG_RETURN_PATH', detail: (e as Error).message, section: 'return-path' };
     }
     if (ch === this.rp && !this.stopped) this.forward({ type: 'rp-ended', error });
   }
