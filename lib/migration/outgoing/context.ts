@@ -8,6 +8,7 @@ import type { VirtMachine } from '../../machine/virt';
 import type { ByteChannel, QemuFileWriter } from '../../stream';
 import type { MigrationAddress } from '../../transport/uri';
 import { MigrationError } from '../errors';
+import { abortChannel } from '../postcopy/shared';
 import type { MigrationOptions } from '../options';
 import type { RamSaver } from '../ram-save';
 import type { MigrationRunState } from '../run-state';
@@ -90,6 +91,8 @@ export class OutgoingContext {
   resumeAcked: (() => void) | null = null;
   /** the destination may run the guest: from here on the source guest must never run again */
   destinationRuns = false;
+  /** Why the return path broke, if it did since the last pause: the phases throw it. */
+  returnPathError: Error | null = null;
   readonly cleanups: Array<() => void> = [];
 
   constructor(readonly deps: OutgoingDeps) {
@@ -128,6 +131,7 @@ export class OutgoingContext {
   /** Throws if the migration was cancelled or its stream failed. */
   checkCancel(): void {
     if (this.cancelled) throw new MigrationError('EMIG_CANCELLED', 'migration cancelled');
+    if (this.returnPathError) throw this.returnPathError;
     const err = this.f?.error;
     if (err) throw err instanceof MigrationError ? err : new MigrationError('EMIG_PEER', err.message, { cause: err });
   }
@@ -138,6 +142,18 @@ export class OutgoingContext {
       this.checkCancel();
       throw new MigrationError('EMIG_STATE', `migration status is ${this.state.status}, expected ${from}`);
     }
+  }
+
+  /**
+   * The return path broke (a bad message, or the destination went away): fail now, as QEMU's
+   * migration thread does when the return-path thread reports an error, rather than when the
+   * migration would next wait for the destination — precopy might never get there. Breaking
+   * the channel ends whatever the phases wait on; the error they then throw is this one.
+   * In postcopy the same break pauses the migration (recovery.ts).
+   */
+  returnPathBroke(err: Error): void {
+    this.returnPathError ??= err;
+    abortChannel(this.channel, err);
   }
 
   pagesSent(): number {

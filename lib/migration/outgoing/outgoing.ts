@@ -55,7 +55,9 @@ export class OutgoingMigration {
         await completePrecopy(ctx);
       }
       vm.outgoingCompleted();
-    } catch (e) {
+    } catch (thrown) {
+      // A stream that failed because the return path broke reports why the return path broke.
+      const e = ctx.returnPathError ?? thrown;
       ctx.stats.errorDesc = e instanceof Error ? e.message : String(e);
       abortChannel(ctx.channel, e instanceof Error ? e : undefined);
       if (ctx.cancelled) state.cas('cancelling', 'cancelled') || state.reset('cancelled');

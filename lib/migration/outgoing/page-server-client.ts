@@ -26,6 +26,8 @@ export class PageServerClient implements ReturnPath {
   private shutResolve!: (s: number) => void;
   private shutReject!: (e: Error) => void;
   private shutPromise!: Promise<number>;
+  /** SHUT arrived: the return path's end after it is no break. */
+  private shutReceived = false;
   /** Called when the return path breaks (postcopy pauses instead of failing). */
   onBroken: ((err: Error) => void) | null = null;
 
@@ -86,6 +88,7 @@ export class PageServerClient implements ReturnPath {
   }
 
   private resetShut(): void {
+    this.shutReceived = false;
     this.shutPromise = new Promise<number>((resolve, reject) => {
       this.shutResolve = resolve;
       this.shutReject = reject;
@@ -105,7 +108,10 @@ export class PageServerClient implements ReturnPath {
     }
     if (m.type !== 'rp') return;
     const msg: RpMessage = { type: m.msgType, payload: new Uint8Array(m.payload), extra: m.extra && new Uint8Array(m.extra) };
-    if (msg.type === MIG_RP_MSG.SHUT) return this.shutResolve(be32At(msg.payload));
+    if (msg.type === MIG_RP_MSG.SHUT) {
+      this.shutReceived = true;
+      return this.shutResolve(be32At(msg.payload));
+    }
     if (msg.type === MIG_RP_MSG.PONG) {
       const v = be32At(msg.payload);
       this.pongs.add(v);
@@ -121,6 +127,7 @@ export class PageServerClient implements ReturnPath {
   }
 
   private broken(err: Error): void {
+    if (this.shutReceived) return;
     this.shutReject(err);
     this.onBroken?.(err);
   }

@@ -39,11 +39,14 @@ export function registerRecoveryHandlers(ctx: OutgoingContext): void {
 }
 
 /** Pause on `err`, then wait for `migrate resume=true` and recover; retried until it works. */
-export async function pauseAndRecover(ctx: OutgoingContext, err: Error): Promise<void> {
+export async function pauseAndRecover(ctx: OutgoingContext, thrown: Error): Promise<void> {
   const { state } = ctx.deps;
+  const err = ctx.returnPathError ?? thrown;
   if (!state.cas('postcopy-active', 'postcopy-paused') && !state.cas('postcopy-recover', 'postcopy-paused') && !state.cas('postcopy-recover-setup', 'postcopy-paused')) {
     throw err;
   }
+  // The pause answers it; a recovery brings a new return path.
+  ctx.returnPathError = null;
   ctx.stats.errorDesc = err.message;
   process.stderr.write(`livemig: Detected IO failure for postcopy. Migration paused. (${err.message})\n`);
   abortChannel(ctx.channel);
@@ -53,7 +56,9 @@ export async function pauseAndRecover(ctx: OutgoingContext, err: Error): Promise
     try {
       await resume(ctx, addr);
       return;
-    } catch (e) {
+    } catch (thrown) {
+      const e = ctx.returnPathError ?? thrown;
+      ctx.returnPathError = null;
       abortChannel(ctx.channel);
       ctx.stats.errorDesc = (e as Error).message;
       process.stderr.write(`livemig: postcopy recovery failed: ${(e as Error).message}\n`);
