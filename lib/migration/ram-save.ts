@@ -344,7 +344,7 @@ export class RamSaver implements LiveHandler {
    * the wire's order: page i = byte i/8, bit i%8. */
   applyReceived(block: string, received: Uint8Array): void {
     const s = this.states.find((x) => x.block.name === block);
-    if (!s) throw new MigrationError('EMIG_RETURN_PATH', `RECV_BITMAP for unknown block '${block}'`, { section: 'return-path' });
+    if (!s) throw new MigrationError('EMIG_RETURN_PATH', `RECV_BITMAP for unknown block '${block}'`, { section: 'return-path', field: 'RECV_BITMAP' });
     let dirty = 0;
     for (let w = 0; w < s.bitmap.length; w++) {
       let v = 0;

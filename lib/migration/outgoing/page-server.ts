@@ -114,7 +114,7 @@ class PageServer {
     if (r.start % PAGE_SIZE || r.len % PAGE_SIZE || r.len === 0 || r.start + r.len > b.size) {
       throw new MigrationError('EMIG_RETURN_PATH', `page request 0x${r.start.toString(16)}+0x${r.len.toString(16)} outside '${b.name}' or not page aligned`, {
         section: 'return-path',
-        field: 'REQ_PAGES',
+        field: r.block !== undefined ? 'REQ_PAGES_ID' : 'REQ_PAGES',
       });
     }
     this.counters[0]++;

@@ -27,13 +27,13 @@ export function registerRecoveryHandlers(ctx: OutgoingContext): void {
   ctx.rp!.on(MIG_RP_MSG.RECV_BITMAP, (msg) => {
     const name = decodeCounted(msg.payload, 'RECV_BITMAP');
     const expected = ctx.recoveryBitmaps;
-    if (!expected || !expected.has(name)) throw new MigrationError('EMIG_RETURN_PATH', `RECV_BITMAP for '${name}' was not asked for`, { section: 'return-path' });
+    if (!expected || !expected.has(name)) throw new MigrationError('EMIG_RETURN_PATH', `RECV_BITMAP for '${name}' was not asked for`, { section: 'return-path', field: 'RECV_BITMAP' });
     ctx.saver!.applyReceived(name, msg.extra ?? new Uint8Array(0));
     expected.get(name)!();
   });
   ctx.rp!.on(MIG_RP_MSG.RESUME_ACK, (msg) => {
     const v = be32At(msg.payload);
-    if (v !== RESUME_ACK_VALUE) throw new MigrationError('EMIG_RETURN_PATH', `RESUME_ACK with value ${v}`, { section: 'return-path' });
+    if (v !== RESUME_ACK_VALUE) throw new MigrationError('EMIG_RETURN_PATH', `RESUME_ACK with value ${v}`, { section: 'return-path', field: 'RESUME_ACK' });
     ctx.resumeAcked?.();
   });
 }
