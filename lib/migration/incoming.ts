@@ -62,6 +62,10 @@ export class IncomingMigration {
   private global: GlobalState | null = null;
   private postcopy: PostcopyDestination | null = null;
   private recovered: ((ch: ByteChannel) => void) | null = null;
+  private recoveryAborted: ((err: Error) => void) | null = null;
+  /** Set when the machine is destroyed under the load (see abort). */
+  private aborted: MigrationError | null = null;
+  private loading: Promise<IncomingResult> | null = null;
   errorDesc: string | undefined;
   private readonly now: () => number;
 
@@ -80,6 +84,28 @@ export class IncomingMigration {
 
   /** Load one stream from `channel`. Never rejects; the outcome is in the result and status. */
   async run(channel: ByteChannel): Promise<IncomingResult> {
+    const unhook = this.deps.machine.onDestroy(() => this.abort());
+    try {
+      this.loading = this.load(channel);
+      return await this.loading;
+    } finally {
+      unhook();
+    }
+  }
+
+  /**
+   * The machine is being destroyed: end the load wherever it is, a postcopy pause included, and
+   * wait until it has let go of guest RAM (the fault worker stopped, userfaultfd unregistered,
+   * which wakes the vCPUs blocked on missing pages so that they can be stopped).
+   */
+  private async abort(): Promise<void> {
+    this.aborted = new MigrationError('EMIG_CANCELLED', 'the machine was destroyed during the incoming migration');
+    this.recoveryAborted?.(this.aborted);
+    abortChannel(this.channel, this.aborted);
+    await this.loading;
+  }
+
+  private async load(channel: ByteChannel): Promise<IncomingResult> {
     const { machine, state, vm, options } = this.deps;
     const t0 = this.now();
     state.cas('none', 'setup');
@@ -114,7 +140,7 @@ export class IncomingMigration {
             break;
           } catch (e) {
             // The guest runs here now: wait for a new channel rather than lose it.
-            if (this.postcopy?.state !== 'running') throw e;
+            if (this.postcopy?.state !== 'running' || this.aborted) throw e;
             f = await this.pause(e as Error);
           }
         }
@@ -131,7 +157,8 @@ export class IncomingMigration {
       this.rp?.shut(0);
       await this.channel.end().catch(() => {});
       return { ok: true, loadTime: this.now() - t0, bytes: f.position };
-    } catch (e) {
+    } catch (thrown) {
+      const e = this.aborted ?? thrown;
       const err = e instanceof MigrationError ? e : new MigrationError('EMIG_DEVICE', e instanceof Error ? e.message : String(e), { cause: e });
       this.errorDesc = err.message;
       state.reset('failed');
@@ -187,8 +214,13 @@ export class IncomingMigration {
     process.stderr.write(`livemig: Detected IO failure for postcopy. Migration paused. (${err.message})\n`);
     this.postcopy!.pause();
     abortChannel(this.channel);
-    const ch = await new Promise<ByteChannel>((resolve) => (this.recovered = resolve));
+    const ch = await new Promise<ByteChannel>((resolve, reject) => {
+      this.recovered = resolve;
+      this.recoveryAborted = reject;
+      if (this.aborted) reject(this.aborted);
+    });
     this.recovered = null;
+    this.recoveryAborted = null;
     state.cas('postcopy-paused', 'postcopy-recover');
     this.channel = ch;
     this.rp = this.returnPath(ch);
