@@ -357,3 +357,43 @@ describe('recovery commands outside a recovery', () => {
     expect(r.rp).not.toContain(MIG_RP_MSG.RESUME_ACK);
   });
 });
+
+describe('after RUN the guest runs here', () => {
+  test('a bad command pauses instead of failing; destroying the machine then ends the load and frees blocked vCPUs', async () => {
+    const dm = await VirtMachine.create({ memSize: RAM_SIZE, smp: 2 });
+    const uffds = userfaultfds();
+    let destroyed = false;
+    try {
+      const [ours, theirs] = socketPair();
+      const state = new MigrationState();
+      const inc = new IncomingMigration({ machine: dm, options: options({ 'postcopy-ram': true }), vm: new MigrationRunState(dm), state, startPaused: false });
+      void (async () => {
+        try {
+          for (let c = await ours.read(); c; c = await ours.read());
+        } catch {
+          /* reset */
+        }
+      })();
+      // Everything up to the package, then RUN again: the guest already runs on faulted pages,
+      // and nobody answers its page requests.
+      const p = find('PACKAGED');
+      ours.write(Buffer.concat([stream.subarray(0, p.offset + p.length), command(MIG_CMD.POSTCOPY_RUN)]));
+      const result = inc.run(theirs);
+      for (let i = 0; i < 200 && state.status !== 'postcopy-paused'; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(state.status).toBe('postcopy-paused');
+      expect(inc.errorDesc).toMatch(/section 'command', field 'POSTCOPY_RUN', stream offset \d+: POSTCOPY_RUN in postcopy state running/);
+      expect(dm.runState).toBe('running');
+      expect(uffdMissingRegistered(dm.ram.mapping.addr)).toBe(true);
+      await timeout(dm.destroy(), DESTROY_MS, 'destroying the paused destination');
+      destroyed = true;
+      const r = await timeout(result, 5000, 'the load');
+      expect(r.ok).toBe(false);
+      expect(r.error!.code).toBe('EMIG_CANCELLED');
+      expect(state.status).toBe('failed');
+      expect(userfaultfds()).toBe(uffds);
+      ours.destroy();
+    } finally {
+      if (!destroyed) await timeout(dm.destroy(), DESTROY_MS, 'destroying the destination');
+    }
+  });
+});
