@@ -35,6 +35,8 @@ import { configurationFor, globalStateFor, machineRegistry, streamFormat } from 
 import type { MigrationState } from './state';
 import { MIG_CMD, MIG_CMD_NAMES } from './wire';
 
+const PAGE_SIZE = 4096;
+
 export interface IncomingDeps {
   machine: VirtMachine;
   options: MigrationOptions;
@@ -173,6 +175,22 @@ export class IncomingMigration {
       this.channel.destroy();
       return { ok: false, error: err, loadTime: this.now() - t0, bytes: f.position };
     }
+  }
+
+  /**
+   * Make guest-physical [addr, addr+len) present before the main thread reads it (pmemsave):
+   * during postcopy a missing page would block this thread in the kernel, and without the
+   * preempt channel the page it waits for arrives on the stream this very thread reads.
+   */
+  async ensurePresent(addr: number, len: number): Promise<void> {
+    const pc = this.postcopy;
+    if (!pc?.active) return;
+    const blocks = this.deps.machine.ramBlocks;
+    const bi = blocks.findIndex((b) => b.contains(addr, len));
+    if (bi < 0) return; // not RAM: the reader refuses it
+    const off = addr - blocks[bi].base;
+    const first = Math.floor(off / PAGE_SIZE);
+    await pc.ensurePresent(bi, first, Math.ceil((off + len) / PAGE_SIZE) - first);
   }
 
   /** A preempt channel was accepted (postcopy-preempt). */
