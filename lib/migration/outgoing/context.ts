@@ -85,6 +85,8 @@ export class OutgoingContext {
   bytesBeforeRecovery = 0;
   /** postcopy-paused: resolved by `migrate resume=true` with the new address */
   resumeWith: ((addr: MigrationAddress) => void) | null = null;
+  /** postcopy-paused: ends the wait for `migrate resume=true` (the machine is going away) */
+  resumeAborted: ((err: Error) => void) | null = null;
   /** recovery: the blocks whose received bitmap is awaited */
   recoveryBitmaps: Map<string, () => void> | null = null;
   /** recovery: resolved by RESUME_ACK */

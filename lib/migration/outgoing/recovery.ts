@@ -51,12 +51,18 @@ export async function pauseAndRecover(ctx: OutgoingContext, thrown: Error): Prom
   process.stderr.write(`livemig: Detected IO failure for postcopy. Migration paused. (${err.message})\n`);
   abortChannel(ctx.channel);
   for (;;) {
-    const addr = await new Promise<MigrationAddress>((resolve) => (ctx.resumeWith = resolve));
+    const addr = await new Promise<MigrationAddress>((resolve, reject) => {
+      ctx.resumeWith = resolve;
+      ctx.resumeAborted = reject;
+      if (ctx.cancelled) reject(new MigrationError('EMIG_CANCELLED', 'migration cancelled'));
+    });
     ctx.resumeWith = null;
+    ctx.resumeAborted = null;
     try {
       await resume(ctx, addr);
       return;
     } catch (thrown) {
+      if (ctx.cancelled) throw thrown;
       const e = ctx.returnPathError ?? thrown;
       ctx.returnPathError = null;
       abortChannel(ctx.channel);
