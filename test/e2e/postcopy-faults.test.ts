@@ -6,6 +6,7 @@
  *   migrate_cancel;
  * - the source killed: the destination pauses, its vCPUs waiting for pages stay blocked, its
  *   QMP keeps answering, and `quit` still ends it (no vCPU left blocked in the kernel);
+ * - `quit` on the source mid-postcopy: it exits cleanly, the destination pauses;
  * - minor placement (x-postcopy-placement=minor: write through an alias, UFFDIO_CONTINUE),
  *   with and without the preempt channel: the destination's RAM passes the ab invariant;
  * - pmemsave on a destination whose pages are still missing: it fetches them and answers
@@ -103,6 +104,16 @@ describe('postcopy faults between processes', () => {
     await dst.qmp.execute('quit').catch(() => undefined);
     const code = await within(dst.exited, 15000, 'the destination exiting after quit');
     expect(code).toBe(0);
+  }, 60000);
+
+  test('quit on the source mid-postcopy with preempt: it exits cleanly (nothing reads its RAM after unmap) and the destination pauses', async () => {
+    const [src, dst, sock] = await pair(dir, { 'postcopy-preempt': true });
+    await startPostcopy(src, dst, sock, 4 * MiB);
+    await sleep(300);
+    await src.qmp.execute('quit').catch(() => undefined);
+    expect(await within(src.exited, 15000, 'the source exiting after quit')).toBe(0);
+    expect(src.proc.signalCode).toBeNull();
+    expect((await dst.waitStatus(['postcopy-paused', 'failed', 'completed'], 15000)).status).toBe('postcopy-paused');
   }, 60000);
 
   test.each([
