@@ -266,6 +266,11 @@ export class LoadVm {
     await this.need(len, `the ${name} payload`);
     const payload = new Uint8Array(f.getBytes(len));
     if (cmd === MIG_CMD.SWITCHOVER_START) return; // nothing of ours waits for it
+    // Its blob would come from the main stream, behind the package being read (QEMU reads it
+    // from the main channel too); QEMU's own analyzer refuses one.
+    if (cmd === MIG_CMD.PACKAGED && this.inPackage) {
+      throw new MigrationError('EMIG_COMMAND', 'PACKAGED inside a package', { section: 'command', field: name, position: at });
+    }
     if (!this.opts.onCommand) {
       throw new MigrationError('EMIG_COMMAND', `command ${name} not supported here`, { section: 'command', field: name, position: at });
     }
