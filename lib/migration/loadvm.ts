@@ -31,7 +31,9 @@ import {
 } from './wire';
 
 /** A command arrived (after its length was checked); the payload is `len` bytes. 'quit' ends
- * the loop that read it (QEMU's LOADVM_QUIT: POSTCOPY_RUN ends the package and the main loop). */
+ * the package that carried it (QEMU's LOADVM_QUIT: POSTCOPY_RUN ends the package). QEMU's main
+ * loop quits too, because its listen thread reads the pages from then on; here the main loop
+ * reads them itself, so it goes on. */
 export type CommandHandler = (cmd: number, payload: Uint8Array, position: number) => Promise<void | 'quit'> | void | 'quit';
 
 /** The largest PACKAGED blob accepted: it is read whole before it is parsed, and holds only
@@ -141,7 +143,7 @@ export class LoadVm {
     }
   }
 
-  /** Sections and commands until EOF (or a command says quit). */
+  /** Sections and commands until EOF (in a package: until a command says quit, or its end). */
   async loadMain(): Promise<void> {
     const f = this.f;
     this.quit = false;
@@ -280,7 +282,7 @@ export class LoadVm {
     } catch (e) {
       throw atCommand(e, name, at);
     }
-    if (r === 'quit') this.quit = true;
+    if (r === 'quit' && this.inPackage) this.quit = true;
   }
 
   /**
