@@ -139,6 +139,9 @@ export class IncomingMigration {
         for (;;) {
           try {
             await loader.loadMain();
+            // The guest runs on these pages: a stream that ended without them is as bad as a
+            // broken one, and a recovery can still bring them.
+            if (this.postcopy?.state === 'running') this.checkPostcopyPages();
             break;
           } catch (e) {
             // The guest runs here now: wait for a new channel rather than lose it.
@@ -146,7 +149,7 @@ export class IncomingMigration {
             f = await this.pause(e as Error);
           }
         }
-        if (!this.postcopy) await loader.readVmdesc(VMDESC_JSON_MAX);
+        if (this.postcopy?.state !== 'running') await loader.readVmdesc(VMDESC_JSON_MAX);
       } finally {
         populate?.stop();
       }
@@ -247,6 +250,11 @@ export class IncomingMigration {
     const f = new QemuFileReader(ch);
     this.loader!.useReader(f);
     return f;
+  }
+
+  private checkPostcopyPages(): void {
+    const missing = this.postcopy!.missingPages();
+    if (missing > 0) throw new MigrationError('EMIG_RAM', `postcopy ended with ${missing} pages never received`, { section: 'ram' });
   }
 
   private async finishPostcopy(): Promise<void> {

@@ -98,6 +98,8 @@ export class LoadVm {
   /** Postcopy recovery: go on reading from a new channel (no header: the stream carries on). */
   useReader(f: QemuFileReader): void {
     this.reader = f;
+    // A stream that paused at its EOF (pages missing) ends again on the new channel.
+    this.sawEof = false;
   }
 
   /** EOF was read. */
