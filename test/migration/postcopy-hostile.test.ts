@@ -359,7 +359,9 @@ describe('recovery commands outside a recovery', () => {
 });
 
 describe('after RUN the guest runs here', () => {
-  test('a bad command pauses instead of failing; destroying the machine then ends the load and frees blocked vCPUs', async () => {
+  /** Everything up to the package, then `after`: the guest runs on faulted pages that nobody
+   * sends. It must pause, not fail (QEMU: no going back once the destination runs). */
+  async function pausesThenDestroyed(after: Buffer, detail: RegExp): Promise<void> {
     const dm = await VirtMachine.create({ memSize: RAM_SIZE, smp: 2 });
     const uffds = userfaultfds();
     let destroyed = false;
@@ -374,14 +376,12 @@ describe('after RUN the guest runs here', () => {
           /* reset */
         }
       })();
-      // Everything up to the package, then RUN again: the guest already runs on faulted pages,
-      // and nobody answers its page requests.
       const p = find('PACKAGED');
-      ours.write(Buffer.concat([stream.subarray(0, p.offset + p.length), command(MIG_CMD.POSTCOPY_RUN)]));
+      ours.write(Buffer.concat([stream.subarray(0, p.offset + p.length), after]));
       const result = inc.run(theirs);
-      for (let i = 0; i < 200 && state.status !== 'postcopy-paused'; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 200 && state.status !== 'postcopy-paused' && state.status !== 'failed'; i++) await new Promise((r) => setTimeout(r, 50));
       expect(state.status).toBe('postcopy-paused');
-      expect(inc.errorDesc).toMatch(/section 'command', field 'POSTCOPY_RUN', stream offset \d+: POSTCOPY_RUN in postcopy state running/);
+      expect(inc.errorDesc).toMatch(detail);
       expect(dm.runState).toBe('running');
       expect(uffdMissingRegistered(dm.ram.mapping.addr)).toBe(true);
       await timeout(dm.destroy(), DESTROY_MS, 'destroying the paused destination');
@@ -395,5 +395,27 @@ describe('after RUN the guest runs here', () => {
     } finally {
       if (!destroyed) await timeout(dm.destroy(), DESTROY_MS, 'destroying the destination');
     }
+  }
+
+  test('RUN again pauses instead of failing; destroying the machine then ends the load and frees blocked vCPUs', async () => {
+    await pausesThenDestroyed(command(MIG_CMD.POSTCOPY_RUN), /section 'command', field 'POSTCOPY_RUN', stream offset \d+: POSTCOPY_RUN in postcopy state running/);
+  });
+
+  test('EOF with pages never sent pauses too: the guest needs them', async () => {
+    await pausesThenDestroyed(Buffer.from([0x00]), /section 'ram'.*pages never received/);
+  });
+
+  test('a package inside a package is refused', async () => {
+    const run = find('POSTCOPY_RUN', 1);
+    const inner = command(MIG_CMD.PACKAGED, be32(5));
+    await refused(repackage((blob, rel) => splice(blob, rel(run), 0, inner, command(MIG_CMD.POSTCOPY_RUN))), 'PACKAGED', /inside a package/, { at: run.offset });
+  });
+
+  test('the package\'s commands inline, without PACKAGED: RUN does not end the load, which completes', async () => {
+    const p = find('PACKAGED');
+    const inline = splice(stream, p.offset, 9);
+    const r = await load(inline);
+    expect(r.error).toBeNull();
+    expect(r.status).toBe('completed');
   });
 });
