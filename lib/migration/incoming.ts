@@ -127,6 +127,7 @@ export class IncomingMigration {
     this.global = global;
     const reg = machineRegistry(machine, ram, global, options);
     const format = streamFormat(options);
+    let postcopyRan = false;
     const loader = new LoadVm(f, reg, configurationFor(machine, options), {
       onCommand: (cmd, payload, at) => this.command(cmd, payload, at),
       expectConfiguration: format.sendConfiguration,
@@ -149,7 +150,10 @@ export class IncomingMigration {
             f = await this.pause(e as Error);
           }
         }
-        if (this.postcopy?.state !== 'running') await loader.readVmdesc(VMDESC_JSON_MAX);
+        // ADVISE alone (postcopy-ram on, precopy completed) is a precopy: a vmdesc follows, and
+        // the guest starts as after any precopy.
+        postcopyRan = this.postcopy?.state === 'running';
+        if (!postcopyRan) await loader.readVmdesc(VMDESC_JSON_MAX);
       } finally {
         populate?.stop();
       }
@@ -158,7 +162,7 @@ export class IncomingMigration {
       if (!state.cas('active', 'completed')) state.cas('postcopy-active', 'completed');
       // QEMU process_incoming_migration_bh: run if the source ran (or sent no run state) and
       // we were not told -S. In postcopy the guest was started at RUN.
-      if (!this.postcopy) vm.incomingCompleted(this.sourceRan() && !this.deps.startPaused);
+      if (!postcopyRan) vm.incomingCompleted(this.sourceRan() && !this.deps.startPaused);
       this.rp?.shut(0);
       await this.channel.end().catch(() => {});
       return { ok: true, loadTime: this.now() - t0, bytes: f.position };
