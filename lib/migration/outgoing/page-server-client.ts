@@ -28,6 +28,8 @@ export class PageServerClient implements ReturnPath {
   private shutPromise!: Promise<number>;
   /** SHUT arrived: the return path's end after it is no break. */
   private shutReceived = false;
+  /** The current return path's generation (see ToPageServer). */
+  private generation = 0;
   /** Called when the return path breaks (postcopy pauses instead of failing). */
   onBroken: ((err: Error) => void) | null = null;
 
@@ -79,7 +81,7 @@ export class PageServerClient implements ReturnPath {
   /** Recovery: the return path is the read side of this socket now (a dup is taken). */
   useReturnPath(fd: number): void {
     this.resetShut();
-    this.post({ type: 'return-path', fd: native.dup(fd) });
+    this.post({ type: 'return-path', fd: native.dup(fd), generation: ++this.generation });
   }
 
   async stop(): Promise<void> {
@@ -97,6 +99,8 @@ export class PageServerClient implements ReturnPath {
   }
 
   private onMessage(m: FromPageServer): void {
+    // A return path a recovery replaced: its end, or a late message, says nothing of this one.
+    if ((m.type === 'rp' || m.type === 'rp-ended') && m.generation !== this.generation) return;
     if (m.type === 'rp-ended') {
       const e = m.error;
       this.broken(

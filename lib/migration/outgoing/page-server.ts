@@ -39,7 +39,9 @@ export interface PageServerData {
   releaseRam: boolean;
 }
 
-export type ToPageServer = { type: 'preempt'; fd: number } | { type: 'return-path'; fd: number } | { type: 'stop' };
+/** Each return path has a generation (0 the first, one more per recovery): what an old one
+ * reported can reach the main thread after a new one is in place, and must not count for it. */
+export type ToPageServer = { type: 'preempt'; fd: number } | { type: 'return-path'; fd: number; generation: number } | { type: 'stop' };
 /** A MigrationError as it crosses to the main thread (an Error loses its fields there). */
 export interface PageServerError {
   code: MigrationErrorCode;
@@ -50,8 +52,8 @@ export interface PageServerError {
 }
 
 export type FromPageServer =
-  | { type: 'rp'; msgType: number; payload: Uint8Array; extra?: Uint8Array }
-  | { type: 'rp-ended'; error?: PageServerError }
+  | { type: 'rp'; generation: number; msgType: number; payload: Uint8Array; extra?: Uint8Array }
+  | { type: 'rp-ended'; generation: number; error?: PageServerError }
   | { type: 'stopped' };
 
 const PAGE_SIZE = 4096;
@@ -61,6 +63,7 @@ class PageServer {
   private readonly counters: Float64Array;
   private readonly pages: Uint8Array[];
   private rp: FdChannel;
+  private generation = 0;
   private preempt: FdChannel | null = null;
   /** The block of the last REQ_PAGES_ID: REQ_PAGES refers to it. */
   private reqBlock = -1;
@@ -81,6 +84,7 @@ class PageServer {
   }
 
   private async read(ch: FdChannel): Promise<void> {
+    const generation = this.generation;
     const f = new QemuFileReader(ch);
     let error: PageServerError | undefined;
     try {
@@ -88,7 +92,7 @@ class PageServer {
         const msg = await readRpMessage(f);
         if (!msg) break;
         if (msg.type === MIG_RP_MSG.REQ_PAGES_ID || msg.type === MIG_RP_MSG.REQ_PAGES) this.request(msg.type, msg.payload);
-        else this.forward({ type: 'rp', msgType: msg.type, payload: msg.payload, extra: msg.extra });
+        else this.forward({ type: 'rp', generation, msgType: msg.type, payload: msg.payload, extra: msg.extra });
         if (msg.type === MIG_RP_MSG.SHUT) break;
       }
     } catch (e) {
@@ -97,7 +101,7 @@ class PageServer {
           ? { code: e.code, detail: e.detail, section: e.section, field: e.field, position: e.position }
           : { code: 'EMIG_RETURN_PATH', detail: (e as Error).message, section: 'return-path' };
     }
-    if (ch === this.rp && !this.stopped) this.forward({ type: 'rp-ended', error });
+    if (ch === this.rp && !this.stopped) this.forward({ type: 'rp-ended', generation, error });
   }
 
   /** migrate_handle_rp_req_pages(): checked like QEMU, then served. */
@@ -153,6 +157,7 @@ class PageServer {
       case 'return-path':
         this.rp.destroy();
         this.rp = new FdChannel(m.fd, { label: 'return path', writable: false });
+        this.generation = m.generation;
         this.reqBlock = -1;
         void this.read(this.rp);
         return;
