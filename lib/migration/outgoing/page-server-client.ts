@@ -78,6 +78,11 @@ export class PageServerClient implements ReturnPath {
     this.post({ type: 'preempt', fd });
   }
 
+  /** The migration paused: the preempt channel is gone; queue requests until a new one comes. */
+  dropPreempt(): void {
+    this.post({ type: 'no-preempt' });
+  }
+
   /** Recovery: the return path is the read side of this socket now (a dup is taken). */
   useReturnPath(fd: number): void {
     this.resetShut();

@@ -11,7 +11,8 @@
  *                            RESUME_ACK): forwarded to the main thread
  *
  * Messages from the main thread: 'preempt' {fd} (send requested pages there from now on; the
- * worker owns the fd), 'return-path' {fd} (a recovery's new channel), 'stop'.
+ * worker owns the fd), 'no-preempt' (the migration paused: queue requests until a new preempt
+ * channel comes), 'return-path' {fd} (a recovery's new channel), 'stop'.
  * To it: 'rp' {type, payload, extra?}, 'rp-ended' {error?}, 'stopped'.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -41,7 +42,11 @@ export interface PageServerData {
 
 /** Each return path has a generation (0 the first, one more per recovery): what an old one
  * reported can reach the main thread after a new one is in place, and must not count for it. */
-export type ToPageServer = { type: 'preempt'; fd: number } | { type: 'return-path'; fd: number; generation: number } | { type: 'stop' };
+export type ToPageServer =
+  | { type: 'preempt'; fd: number }
+  | { type: 'no-preempt' }
+  | { type: 'return-path'; fd: number; generation: number }
+  | { type: 'stop' };
 /** A MigrationError as it crosses to the main thread (an Error loses its fields there). */
 export interface PageServerError {
   code: MigrationErrorCode;
@@ -153,6 +158,12 @@ class PageServer {
         this.preempt?.destroy();
         this.preempt = new FdChannel(m.fd, { label: 'preempt', readable: false });
         this.preemptBlock = -1;
+        return;
+      case 'no-preempt':
+        // A page claimed and written into a broken channel is lost: once the recovery has
+        // applied the destination's received bitmap, nothing would send it again.
+        this.preempt?.destroy();
+        this.preempt = null;
         return;
       case 'return-path':
         this.rp.destroy();

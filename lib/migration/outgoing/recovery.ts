@@ -47,6 +47,7 @@ export async function pauseAndRecover(ctx: OutgoingContext, thrown: Error): Prom
   }
   // The pause answers it; a recovery brings a new return path.
   ctx.returnPathError = null;
+  ctx.pageServer?.dropPreempt();
   ctx.stats.errorDesc = err.message;
   process.stderr.write(`livemig: Detected IO failure for postcopy. Migration paused. (${err.message})\n`);
   abortChannel(ctx.channel);
@@ -65,6 +66,7 @@ export async function pauseAndRecover(ctx: OutgoingContext, thrown: Error): Prom
       if (ctx.cancelled) throw thrown;
       const e = ctx.returnPathError ?? thrown;
       ctx.returnPathError = null;
+      ctx.pageServer?.dropPreempt();
       abortChannel(ctx.channel);
       ctx.stats.errorDesc = (e as Error).message;
       process.stderr.write(`livemig: postcopy recovery failed: ${(e as Error).message}\n`);
