@@ -25,10 +25,14 @@ async function abRamOk(vm: Vm, dir: string): Promise<void> {
   expect(r.ok).toBe(true);
 }
 
-/** A relay between source and destination that the test can cut. */
+/** A relay between source and destination that the test can cut: at once, or once a number of
+ * bytes more have gone from the source to the destination (so where the stream is cut does not
+ * depend on how fast this busy test process gets to run). */
 class Relay {
   private readonly server: net.Server;
   private readonly socks = new Set<net.Socket>();
+  private forwarded = 0;
+  private cutAt = Infinity;
 
   constructor(
     readonly path: string,
@@ -43,7 +47,16 @@ class Relay {
       }
       a.pipe(b);
       b.pipe(a);
+      a.on('data', (d: Buffer) => {
+        this.forwarded += d.length;
+        if (this.forwarded >= this.cutAt) this.cut();
+      });
     });
+  }
+
+  /** Cut every connection once `bytes` more have come from the source. */
+  cutAfter(bytes: number): void {
+    this.cutAt = this.forwarded + bytes;
   }
 
   listen(): Promise<void> {
@@ -58,6 +71,25 @@ class Relay {
   close(): void {
     this.cut();
     this.server.close();
+  }
+}
+
+/** The MIGRATION events a process sends from now on (both sides run with `events`). */
+function statuses(vm: Vm): string[] {
+  const list: string[] = [];
+  vm.qmp.on('event', (e) => e.event === 'MIGRATION' && list.push((e.data as { status: string }).status));
+  return list;
+}
+
+/** Waits until `want` appears, in order, among the statuses seen after index `from`. */
+async function seen(list: string[], from: number, want: string[], ms = 30000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    let i = 0;
+    for (const s of list.slice(from)) if (s === want[i]) i++;
+    if (i === want.length) return;
+    if (Date.now() - t0 > ms) throw new Error(`statuses ${list.slice(from).join(' → ')}: ${want.join(' → ')} not seen`);
+    await sleep(20);
   }
 }
 
@@ -137,27 +169,33 @@ describe('postcopy between processes', () => {
     relays.push(relay);
     await relay.listen();
     const [src, dst] = await pair(dir, caps, `unix:${sock}`);
+    const srcSeen = statuses(src);
+    const dstSeen = statuses(dst);
     await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 0, 'max-postcopy-bandwidth': 8 * 2 ** 20 });
     await src.qmp.execute('migrate', { uri: `unix:${relay.path}` });
     await src.qmp.execute('migrate-start-postcopy');
     await src.waitStatus('postcopy-active');
-    await sleep(500);
-    relay.cut();
+    // Mid-way: 2 MiB into postcopy, of the 16 MiB the guest keeps dirty.
+    relay.cutAfter(2 * 2 ** 20);
     await src.waitStatus('postcopy-paused');
     await dst.waitStatus('postcopy-paused');
     // The guest keeps waiting on the destination; the source refuses to give it back.
     await expect(src.qmp.execute('migrate_cancel')).rejects.toThrow('Postcopy migration in progress, cannot cancel.');
 
-    // First attempt: the new channel dies during the handshake → paused again.
+    // First attempt: the new channel dies during the handshake, as soon as the source's first
+    // bytes have gone through → both paused again.
     const rsock1 = path.join(dir, 'recover1.sock');
     const relay1 = new Relay(path.join(dir, 'relay1.sock'), rsock1);
     relays.push(relay1);
     await relay1.listen();
+    relay1.cutAfter(1);
     await dst.qmp.execute('migrate-recover', { uri: `unix:${rsock1}` });
+    const [s0, d0] = [srcSeen.length, dstSeen.length];
     await src.qmp.execute('migrate', { uri: `unix:${relay1.path}`, resume: true });
-    relay1.cut();
-    await src.waitStatus('postcopy-paused');
-    await dst.waitStatus('postcopy-paused');
+    // Both went through a recovery and back (the destination may still be reaching paused
+    // when the source is: a second migrate-recover would be refused meanwhile).
+    await seen(srcSeen, s0, ['postcopy-recover-setup', 'postcopy-paused']);
+    await seen(dstSeen, d0, ['postcopy-recover', 'postcopy-paused']);
 
     const rsock2 = path.join(dir, 'recover2.sock');
     await dst.qmp.execute('migrate-recover', { uri: `unix:${rsock2}` });
