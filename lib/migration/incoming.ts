@@ -262,10 +262,8 @@ export class IncomingMigration {
   }
 
   private async finishPostcopy(): Promise<void> {
-    const pc = this.postcopy!;
-    const missing = pc.missingPages();
-    await pc.finish();
-    if (missing > 0) throw new MigrationError('EMIG_RAM', `postcopy ended with ${missing} pages never received`, { section: 'ram' });
+    await this.postcopy!.finish();
+    this.checkPostcopyPages();
   }
 
   private sourceRan(): boolean {
