@@ -336,10 +336,12 @@ describe('PACKAGED', () => {
     }
   });
 
-  test('without RUN: the package ends after the devices', async () => {
+  test('without RUN: the package ends after the devices, or at an EOF', async () => {
     const p = find('PACKAGED');
     const run = find('POSTCOPY_RUN', 1);
     await refused(repackage((blob, rel) => splice(blob, rel(run), 5)), 'PACKAGED', /package ended without POSTCOPY_RUN/, { at: p.offset });
+    // An EOF in its place ends no package either.
+    await refused(repackage((blob, rel) => splice(blob, rel(run), 5, Buffer.from([0x00]))), 'PACKAGED', /package ended without POSTCOPY_RUN/, { at: p.offset });
   });
 });
 
