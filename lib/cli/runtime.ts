@@ -194,7 +194,10 @@ export class Runtime implements MonitorBackend {
     await this.machine.reset();
   }
 
-  pmemsave(addr: number, size: number, filename: string): void {
+  async pmemsave(addr: number, size: number, filename: string): Promise<void> {
+    // A postcopy destination may still miss some of these pages; reading one here would
+    // block the main thread, which is the one that receives them.
+    await this.manager.ensurePresent(addr, size);
     let data: Uint8Array;
     try {
       data = this.machine.readPhys(addr, size);

@@ -122,6 +122,7 @@ export class VirtMachine extends EventEmitter {
   private stopPopulate: (() => void) | null = null;
   private populateHandle: PopulateHandle | null = null;
   private ran = false;
+  private readonly destroyHooks = new Set<() => Promise<void>>();
 
   private constructor(readonly opts: MachineOptions) {
     super();
@@ -450,10 +451,21 @@ export class VirtMachine extends EventEmitter {
     return virtSections(harts, devices);
   }
 
+  /**
+   * Run `hook`, and wait for it, when destroy() begins, before the vCPUs are stopped: whoever
+   * registered guest RAM with a userfaultfd (a postcopy destination) must release it first, or
+   * a vCPU blocked on a page that will never come could not be stopped. Returns the removal.
+   */
+  onDestroy(hook: () => Promise<void>): () => void {
+    this.destroyHooks.add(hook);
+    return () => this.destroyHooks.delete(hook);
+  }
+
   /** Stop the threads and release memory. The machine is unusable afterwards. */
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    for (const hook of [...this.destroyHooks]) await hook().catch(() => undefined);
     for (let h = 0; h < this.ctl.length; h++) {
       Atomics.store(this.ctl[h], CTL_RUN, RUN_EXIT);
       Atomics.notify(this.ctl[h], CTL_RUN);

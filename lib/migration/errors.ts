@@ -55,7 +55,8 @@ export class MigrationError extends Error {
 
   constructor(
     readonly code: MigrationErrorCode,
-    detail: string,
+    /** what went wrong, without the location (the message has both) */
+    readonly detail: string,
     info: MigrationErrorInfo = {},
   ) {
     const where = [

@@ -41,6 +41,8 @@ import { configurationFor, globalStateFor, machineRegistry, streamFormat } from 
 import type { MigrationState } from './state';
 import { MIG_CMD, MIG_CMD_NAMES } from './wire';
 
+const PAGE_SIZE = 4096;
+
 export interface IncomingDeps {
   machine: VirtMachine;
   options: MigrationOptions;
@@ -70,9 +72,10 @@ export class IncomingMigration {
   private global: GlobalState | null = null;
   private postcopy: PostcopyDestination | null = null;
   private recovered: ((ch: ByteChannel) => void) | null = null;
-  /** POSTCOPY_RUN decided whether the guest runs (a postcopy that was only advised ends as a
-   * precopy, which decides it at the end) */
-  private ranAtRun = false;
+  private recoveryAborted: ((err: Error) => void) | null = null;
+  /** Set when the machine is destroyed under the load (see abort). */
+  private aborted: MigrationError | null = null;
+  private loading: Promise<IncomingResult> | null = null;
   errorDesc: string | undefined;
   private readonly now: () => number;
 
@@ -91,6 +94,28 @@ export class IncomingMigration {
 
   /** Load one stream from `channel`. Never rejects; the outcome is in the result and status. */
   async run(channel: ByteChannel): Promise<IncomingResult> {
+    const unhook = this.deps.machine.onDestroy(() => this.abort());
+    try {
+      this.loading = this.load(channel);
+      return await this.loading;
+    } finally {
+      unhook();
+    }
+  }
+
+  /**
+   * The machine is being destroyed: end the load wherever it is, a postcopy pause included, and
+   * wait until it has let go of guest RAM (the fault worker stopped, userfaultfd unregistered,
+   * which wakes the vCPUs blocked on missing pages so that they can be stopped).
+   */
+  private async abort(): Promise<void> {
+    this.aborted = new MigrationError('EMIG_CANCELLED', 'the machine was destroyed during the incoming migration');
+    this.recoveryAborted?.(this.aborted);
+    abortChannel(this.channel, this.aborted);
+    await this.loading;
+  }
+
+  private async load(channel: ByteChannel): Promise<IncomingResult> {
     const { machine, state, vm, options } = this.deps;
     const t0 = this.now();
     state.cas('none', 'setup');
@@ -112,6 +137,7 @@ export class IncomingMigration {
     this.global = global;
     const reg = machineRegistry(machine, ram, global, options);
     const format = streamFormat(options);
+    let postcopyRan = false;
     const loader = new LoadVm(f, reg, configurationFor(machine, options), {
       onCommand: (cmd, payload, at) => this.command(cmd, payload, at),
       expectConfiguration: format.sendConfiguration,
@@ -124,15 +150,24 @@ export class IncomingMigration {
         for (;;) {
           try {
             await loader.loadMain();
+            // The guest runs on these pages: a stream that ended without them is as bad as a
+            // broken one, and a recovery can still bring them. Pages still on the preempt
+            // channel count once read: read it up to its end first.
+            if (this.postcopy?.state === 'running') {
+              await this.postcopy.preemptDrained();
+              this.checkPostcopyPages();
+            }
             break;
           } catch (e) {
             // The guest runs here now: wait for a new channel rather than lose it.
-            if (this.postcopy?.state !== 'running') throw e;
+            if (this.postcopy?.state !== 'running' || this.aborted) throw e;
             f = await this.pause(e as Error);
           }
         }
-        // A postcopy stream has no vmdesc (one that was only advised ends as precopy: it does).
-        if (!this.ranAtRun) await loader.readVmdesc(VMDESC_JSON_MAX);
+        // ADVISE alone (postcopy-ram on, precopy completed) is a precopy: a vmdesc follows, and
+        // the guest starts as after any precopy.
+        postcopyRan = this.postcopy?.state === 'running';
+        if (!postcopyRan) await loader.readVmdesc(VMDESC_JSON_MAX);
       } finally {
         populate?.stop();
       }
@@ -141,12 +176,13 @@ export class IncomingMigration {
       // QEMU process_incoming_migration_bh: run if the source ran (or sent no run state) and
       // we were not told -S (in postcopy the guest was started at RUN); completed once it runs.
       this.rp?.shut(0);
-      if (!this.ranAtRun) vm.incomingCompleted(this.sourceRan() && !this.deps.startPaused);
+      if (!postcopyRan) vm.incomingCompleted(this.sourceRan() && !this.deps.startPaused);
       cpr?.resumed?.();
       if (!state.cas('active', 'completed')) state.cas('postcopy-active', 'completed');
       await this.channel.end().catch(() => {});
       return { ok: true, loadTime: this.now() - t0, bytes: f.position };
-    } catch (e) {
+    } catch (thrown) {
+      const e = this.aborted ?? thrown;
       const err = e instanceof MigrationError ? e : new MigrationError('EMIG_DEVICE', e instanceof Error ? e.message : String(e), { cause: e });
       this.errorDesc = err.message;
       state.reset('failed');
@@ -161,6 +197,22 @@ export class IncomingMigration {
       this.channel.destroy();
       return { ok: false, error: err, loadTime: this.now() - t0, bytes: f.position };
     }
+  }
+
+  /**
+   * Make guest-physical [addr, addr+len) present before the main thread reads it (pmemsave):
+   * during postcopy a missing page would block this thread in the kernel, and without the
+   * preempt channel the page it waits for arrives on the stream this very thread reads.
+   */
+  async ensurePresent(addr: number, len: number): Promise<void> {
+    const pc = this.postcopy;
+    if (!pc?.active) return;
+    const blocks = this.deps.machine.ramBlocks;
+    const bi = blocks.findIndex((b) => b.contains(addr, len));
+    if (bi < 0) return; // not RAM: the reader refuses it
+    const off = addr - blocks[bi].base;
+    const first = Math.floor(off / PAGE_SIZE);
+    await pc.ensurePresent(bi, first, Math.ceil((off + len) / PAGE_SIZE) - first);
   }
 
   /** A preempt channel was accepted (postcopy-preempt). */
@@ -202,8 +254,13 @@ export class IncomingMigration {
     process.stderr.write(`livemig: Detected IO failure for postcopy. Migration paused. (${err.message})\n`);
     this.postcopy!.pause();
     abortChannel(this.channel);
-    const ch = await new Promise<ByteChannel>((resolve) => (this.recovered = resolve));
+    const ch = await new Promise<ByteChannel>((resolve, reject) => {
+      this.recovered = resolve;
+      this.recoveryAborted = reject;
+      if (this.aborted) reject(this.aborted);
+    });
     this.recovered = null;
+    this.recoveryAborted = null;
     state.cas('postcopy-paused', 'postcopy-recover');
     this.channel = ch;
     this.rp = this.returnPath(ch);
@@ -214,12 +271,15 @@ export class IncomingMigration {
     return f;
   }
 
-  private async finishPostcopy(): Promise<void> {
-    const pc = this.postcopy!;
-    await pc.preemptDrained();
-    const missing = pc.missingPages();
-    await pc.finish();
+  private checkPostcopyPages(): void {
+    const missing = this.postcopy!.missingPages();
     if (missing > 0) throw new MigrationError('EMIG_RAM', `postcopy ended with ${missing} pages never received`, { section: 'ram' });
+  }
+
+  private async finishPostcopy(): Promise<void> {
+    await this.postcopy!.preemptDrained();
+    await this.postcopy!.finish();
+    this.checkPostcopyPages();
   }
 
   private sourceRan(): boolean {
@@ -250,7 +310,8 @@ export class IncomingMigration {
         if (!this.deps.options.caps['postcopy-ram']) {
           throw new MigrationError('EMIG_COMMAND', 'RAM postcopy is disabled but have 16 byte advise', { section: 'command', field: 'POSTCOPY_ADVISE' });
         }
-        this.postcopy = new PostcopyDestination({
+        // One destination per load: a second ADVISE meets the first one's state and is refused.
+        this.postcopy ??= new PostcopyDestination({
           machine: this.deps.machine,
           ram: this.ram!,
           mode: this.deps.options.params['x-postcopy-placement'],
@@ -274,7 +335,6 @@ export class IncomingMigration {
         this.needPostcopy('POSTCOPY_RUN').run();
         state.cas('postcopy-device', 'postcopy-active');
         vm.incomingCompleted(this.sourceRan() && !this.deps.startPaused);
-        this.ranAtRun = true;
         return 'quit';
       case MIG_CMD.RECV_BITMAP: {
         if (state.status !== 'postcopy-recover') throw new MigrationError('EMIG_COMMAND', `RECV_BITMAP in state ${state.status}`, { section: 'command', field: 'RECV_BITMAP' });

@@ -31,7 +31,9 @@ import {
 } from './wire';
 
 /** A command arrived (after its length was checked); the payload is `len` bytes. 'quit' ends
- * the loop that read it (QEMU's LOADVM_QUIT: POSTCOPY_RUN ends the package and the main loop). */
+ * the package that carried it (QEMU's LOADVM_QUIT: POSTCOPY_RUN ends the package). QEMU's main
+ * loop quits too, because its listen thread reads the pages from then on; here the main loop
+ * reads them itself, so it goes on. */
 export type CommandHandler = (cmd: number, payload: Uint8Array, position: number) => Promise<void | 'quit'> | void | 'quit';
 
 /** The largest PACKAGED blob accepted: it is read whole before it is parsed, and holds only
@@ -67,11 +69,20 @@ export function asMigrationError(e: unknown, section?: string, position?: number
   return new MigrationError('EMIG_DEVICE', msg, { section, position, cause: e });
 }
 
+/** A command handler checks the payload and the postcopy state, not where the command was:
+ * its error gets the command's stream offset (and section and field, if it named none). */
+function atCommand(e: unknown, name: string, at: number): unknown {
+  if (!(e instanceof MigrationError) || e.position !== undefined) return e;
+  return new MigrationError(e.code, e.detail, { section: e.section ?? 'command', field: e.field ?? name, position: at, cause: e.cause });
+}
+
 export class LoadVm {
   /** Sender's section id → our entry, learned from START/FULL headers. */
   private readonly byId = new Map<number, SectionEntry>();
   private sawEof = false;
   private quit = false;
+  /** Reading a PACKAGED blob: its end between records is the package ending, not a cut. */
+  private inPackage = false;
 
   constructor(
     private reader: QemuFileReader,
@@ -87,6 +98,8 @@ export class LoadVm {
   /** Postcopy recovery: go on reading from a new channel (no header: the stream carries on). */
   useReader(f: QemuFileReader): void {
     this.reader = f;
+    // A stream that paused at its EOF (pages missing) ends again on the new channel.
+    this.sawEof = false;
   }
 
   /** EOF was read. */
@@ -132,11 +145,12 @@ export class LoadVm {
     }
   }
 
-  /** Sections and commands until EOF (or a command says quit). */
+  /** Sections and commands until EOF (in a package: until a command says quit, or its end). */
   async loadMain(): Promise<void> {
     const f = this.f;
     this.quit = false;
     while (!this.sawEof && !this.quit) {
+      if (this.inPackage && f.buffered === 0) return;
       await this.need(1, 'a section type');
       const at = f.position;
       const type = f.getU8();
@@ -256,10 +270,21 @@ export class LoadVm {
     await this.need(len, `the ${name} payload`);
     const payload = new Uint8Array(f.getBytes(len));
     if (cmd === MIG_CMD.SWITCHOVER_START) return; // nothing of ours waits for it
+    // Its blob would come from the main stream, behind the package being read (QEMU reads it
+    // from the main channel too); QEMU's own analyzer refuses one.
+    if (cmd === MIG_CMD.PACKAGED && this.inPackage) {
+      throw new MigrationError('EMIG_COMMAND', 'PACKAGED inside a package', { section: 'command', field: name, position: at });
+    }
     if (!this.opts.onCommand) {
       throw new MigrationError('EMIG_COMMAND', `command ${name} not supported here`, { section: 'command', field: name, position: at });
     }
-    if ((await this.opts.onCommand(cmd, payload, at)) === 'quit') this.quit = true;
+    let r: void | 'quit';
+    try {
+      r = await this.opts.onCommand(cmd, payload, at);
+    } catch (e) {
+      throw atCommand(e, name, at);
+    }
+    if (r === 'quit' && this.inPackage) this.quit = true;
   }
 
   /**
@@ -273,12 +298,15 @@ export class LoadVm {
       throw new MigrationError('EMIG_LIMIT', `package of ${size} bytes exceeds ${PACKAGED_MAX}`, { section: 'command', field: 'PACKAGED', position: at });
     }
     const blob = new Uint8Array(size);
+    const start = this.f.position;
     if (!(await this.f.readInto(blob))) {
       throw new MigrationError('EMIG_TRUNCATED', `stream ended inside a package of ${size} bytes`, { section: 'command', field: 'PACKAGED', position: this.f.position });
     }
-    const inner = new LoadVm(QemuFileReader.fromBytes(blob), this.registry, this.config, this.opts);
+    const inner = new LoadVm(QemuFileReader.fromBytes(blob, start), this.registry, this.config, this.opts);
+    inner.inPackage = true;
     await inner.loadMain();
-    if (!inner.quit && !inner.sawEof) {
+    // RUN ends every package (QEMU's analyzer refuses an EOF inside one, too).
+    if (!inner.quit) {
       throw new MigrationError('EMIG_COMMAND', 'package ended without POSTCOPY_RUN', { section: 'command', field: 'PACKAGED', position: at });
     }
   }

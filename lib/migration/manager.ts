@@ -322,6 +322,12 @@ export class MigrationManager extends EventEmitter {
     this.emit('incoming-failed', err, exitOnError);
   }
 
+  /** Guest-physical [addr, addr+len) may be read by this thread once this resolves: a
+   * postcopy destination fetches the pages it is still missing first. */
+  async ensurePresent(addr: number, len: number): Promise<void> {
+    if (this.roleNow === 'destination') await this.incomingMig?.ensurePresent(addr, len);
+  }
+
   /* ---- query-migrate ---- */
 
   query(): MigrationInfo {

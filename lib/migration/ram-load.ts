@@ -234,7 +234,7 @@ export class RamLoader implements LiveHandler {
   /** The record's block; the record is fully buffered. */
   private recordBlock(f: QemuFileReader, flags: number, at: number): LoadBlock {
     if (flags & RAM_SAVE_FLAG.CONTINUE) {
-      if (!this.last) throw new MigrationError('EMIG_RAM', 'CONTINUE record without a previous block', { section: 'ram', position: at });
+      if (!this.last) throw new MigrationError('EMIG_RAM', 'CONTINUE record without a previous block', { section: 'ram', field: 'flags', position: at });
       return this.last;
     }
     const name = f.getCounted();

@@ -352,17 +352,21 @@ export class RamSaver implements LiveHandler {
    * the wire's order: page i = byte i/8, bit i%8. */
   applyReceived(block: string, received: Uint8Array): void {
     const s = this.states.find((x) => x.block.name === block);
-    if (!s) throw new MigrationError('EMIG_RETURN_PATH', `RECV_BITMAP for unknown block '${block}'`, { section: 'return-path' });
-    let dirty = 0;
+    if (!s) throw new MigrationError('EMIG_RETURN_PATH', `RECV_BITMAP for unknown block '${block}'`, { section: 'return-path', field: 'RECV_BITMAP' });
+    // The page server may claim pages meanwhile (clear a bit, then take one off the count):
+    // each word is exchanged and the count moved by what the exchange changed, so that the
+    // count keeps matching the bitmap. Storing a recount instead could lose a claim's
+    // decrement, and the migration would wait forever for a page that is not dirty.
+    const tail = s.block.pages & 31;
+    let delta = 0;
     for (let w = 0; w < s.bitmap.length; w++) {
       let v = 0;
       for (let b = 0; b < 4; b++) v |= (~received[w * 4 + b] & 0xff) << (8 * b);
-      Atomics.store(s.bitmap, w, v >>> 0);
+      if (tail && w === s.bitmap.length - 1) v &= 2 ** tail - 1;
+      const old = Atomics.exchange(s.bitmap, w, v >>> 0);
+      delta += popcount(v) - popcount(old);
     }
-    const tail = s.block.pages & 31;
-    if (tail) Atomics.and(s.bitmap, s.bitmap.length - 1, (2 ** tail - 1) >>> 0);
-    for (let p = nextSetBit(s.bitmap, 0, s.block.pages); p >= 0; p = nextSetBit(s.bitmap, p + 1, s.block.pages)) dirty++;
-    Atomics.store(this.dirtyCounts, s.index, dirty);
+    Atomics.add(this.dirtyCounts, s.index, delta);
     this.resetScan();
   }
 
@@ -395,6 +399,12 @@ export function holeBitmap(block: RamBlock): Uint32Array | null {
     for (let p = first; p < end; p++) bits[p >>> 5] &= ~(1 << (p & 31));
   }
   return bits;
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 }
 
 /** First set bit at or after `from` (below `limit`), or -1. */

@@ -128,9 +128,10 @@ async function readRecvBitmap(f: QemuFileReader): Promise<Uint8Array> {
   const at = f.position;
   const fail = (detail: string) => new MigrationError('EMIG_RETURN_PATH', detail, { section: 'return-path', field: 'RECV_BITMAP', position: at });
   if (!(await f.ensure(8))) throw fail('return path ended before the received bitmap');
-  const size = f.getBe64Number();
-  if (size > RECV_BITMAP_MAX || size % 8 !== 0) throw fail(`received bitmap of ${size} bytes`);
-  const bits = new Uint8Array(size);
+  // As a bigint: a size of 2^53 or more must be refused as a size, not read as 0.
+  const size = f.getBe64();
+  if (size > BigInt(RECV_BITMAP_MAX) || size % 8n !== 0n) throw fail(`received bitmap of ${size} bytes`);
+  const bits = new Uint8Array(Number(size));
   if (!(await f.readInto(bits)) || !(await f.ensure(8))) throw fail('return path ended inside the received bitmap');
   if (f.getBe64() !== RECV_BITMAP_ENDING) throw fail('received bitmap end mark is wrong');
   return bits;

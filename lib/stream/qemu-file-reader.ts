@@ -44,9 +44,11 @@ export class QemuFileReader {
     if (!source) this.eof = true;
   }
 
-  /** A reader over bytes already in memory (e.g. a PACKAGED blob); EOF after them. */
-  static fromBytes(bytes: Uint8Array): QemuFileReader {
+  /** A reader over bytes already in memory (e.g. a PACKAGED blob); EOF after them. `position`
+   * is the offset of their first byte, so that errors point into the stream they came from. */
+  static fromBytes(bytes: Uint8Array, position = 0): QemuFileReader {
     const r = new QemuFileReader(null);
+    r.base = position;
     r.push(bytes);
     return r;
   }

@@ -10,6 +10,7 @@ import type { MigrationAddress } from '../../transport/uri';
 import { MigrationError } from '../errors';
 import type { CprSourceHooks } from '../cpr/source';
 import type { MigMode, MigrationOptions } from '../options';
+import { abortChannel } from '../postcopy/shared';
 import type { RamSaver } from '../ram-save';
 import type { MigrationRunState } from '../run-state';
 import type { SaveVm } from '../savevm';
@@ -91,12 +92,16 @@ export class OutgoingContext {
   bytesBeforeRecovery = 0;
   /** postcopy-paused: resolved by `migrate resume=true` with the new address */
   resumeWith: ((addr: MigrationAddress) => void) | null = null;
+  /** postcopy-paused: ends the wait for `migrate resume=true` (the machine is going away) */
+  resumeAborted: ((err: Error) => void) | null = null;
   /** recovery: the blocks whose received bitmap is awaited */
   recoveryBitmaps: Map<string, () => void> | null = null;
   /** recovery: resolved by RESUME_ACK */
   resumeAcked: (() => void) | null = null;
   /** the destination may run the guest: from here on the source guest must never run again */
   destinationRuns = false;
+  /** Why the return path broke, if it did since the last pause: the phases throw it. */
+  returnPathError: Error | null = null;
   readonly cleanups: Array<() => void> = [];
 
   constructor(readonly deps: OutgoingDeps) {
@@ -135,6 +140,7 @@ export class OutgoingContext {
   /** Throws if the migration was cancelled or its stream failed. */
   checkCancel(): void {
     if (this.cancelled) throw new MigrationError('EMIG_CANCELLED', 'migration cancelled');
+    if (this.returnPathError) throw this.returnPathError;
     const err = this.f?.error;
     if (err) throw err instanceof MigrationError ? err : new MigrationError('EMIG_PEER', err.message, { cause: err });
   }
@@ -145,6 +151,18 @@ export class OutgoingContext {
       this.checkCancel();
       throw new MigrationError('EMIG_STATE', `migration status is ${this.state.status}, expected ${from}`);
     }
+  }
+
+  /**
+   * The return path broke (a bad message, or the destination went away): fail now, as QEMU's
+   * migration thread does when the return-path thread reports an error, rather than when the
+   * migration would next wait for the destination — precopy might never get there. Breaking
+   * the channel ends whatever the phases wait on; the error they then throw is this one.
+   * In postcopy the same break pauses the migration (recovery.ts).
+   */
+  returnPathBroke(err: Error): void {
+    this.returnPathError ??= err;
+    abortChannel(this.channel, err);
   }
 
   pagesSent(): number {

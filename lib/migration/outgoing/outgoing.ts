@@ -32,6 +32,7 @@ import { setupPhase } from './setup';
 
 export class OutgoingMigration {
   private readonly ctx: OutgoingContext;
+  private running: Promise<void> | null = null;
 
   constructor(deps: OutgoingDeps) {
     this.ctx = new OutgoingContext(deps);
@@ -47,6 +48,31 @@ export class OutgoingMigration {
 
   /** Run the whole migration. Never rejects: the outcome is the final status. */
   async run(addr: MigrationAddress): Promise<void> {
+    const unhook = this.ctx.deps.machine.onDestroy(() => this.abortForDestroy());
+    try {
+      this.running = this.execute(addr);
+      await this.running;
+    } finally {
+      unhook();
+    }
+  }
+
+  /**
+   * The machine is being destroyed: end the migration wherever it is (postcopy and its pause
+   * included: there is no guest left to keep) and wait until nothing reads guest RAM any more —
+   * the RAM scan on this thread and the page server's, which would fault on unmapped memory.
+   */
+  private async abortForDestroy(): Promise<void> {
+    const ctx = this.ctx;
+    const err = new MigrationError('EMIG_CANCELLED', 'the machine was destroyed during the migration');
+    ctx.cancelled = true;
+    ctx.continueResolve?.();
+    ctx.resumeAborted?.(err);
+    abortChannel(ctx.channel, err);
+    await this.running;
+  }
+
+  private async execute(addr: MigrationAddress): Promise<void> {
     const ctx = this.ctx;
     const { state, vm } = ctx.deps;
     const wasRunning = vm.running;
@@ -68,7 +94,9 @@ export class OutgoingMigration {
       }
       vm.outgoingCompleted();
       ctx.deps.cpr?.completed();
-    } catch (e) {
+    } catch (thrown) {
+      // A stream that failed because the return path broke reports why the return path broke.
+      const e = ctx.returnPathError ?? thrown;
       ctx.stats.errorDesc = e instanceof Error ? e.message : String(e);
       abortChannel(ctx.channel, e instanceof Error ? e : undefined);
       if (ctx.cancelled) state.cas('cancelling', 'cancelled') || state.reset('cancelled');

@@ -26,6 +26,10 @@ export class PageServerClient implements ReturnPath {
   private shutReject!: (e: Error) => void;
   private shutPromise!: Promise<number>;
   private preemptEnded: (() => void) | null = null;
+  /** SHUT arrived: the return path's end after it is no break. */
+  private shutReceived = false;
+  /** The current return path's generation (see ToPageServer). */
+  private generation = 0;
   /** Called when the return path breaks (postcopy pauses instead of failing). */
   onBroken: ((err: Error) => void) | null = null;
 
@@ -79,10 +83,15 @@ export class PageServerClient implements ReturnPath {
     return Promise.race([ended, this.gone]);
   }
 
+  /** The migration paused: the preempt channel is gone; queue requests until a new one comes. */
+  dropPreempt(): void {
+    this.post({ type: 'no-preempt' });
+  }
+
   /** Recovery: the return path is the read side of this socket now (a dup is taken). */
   useReturnPath(fd: number): void {
     this.resetShut();
-    this.post({ type: 'return-path', fd: native.dup(fd) });
+    this.post({ type: 'return-path', fd: native.dup(fd), generation: ++this.generation });
   }
 
   async stop(): Promise<void> {
@@ -91,6 +100,7 @@ export class PageServerClient implements ReturnPath {
   }
 
   private resetShut(): void {
+    this.shutReceived = false;
     this.shutPromise = new Promise<number>((resolve, reject) => {
       this.shutResolve = resolve;
       this.shutReject = reject;
@@ -99,8 +109,15 @@ export class PageServerClient implements ReturnPath {
   }
 
   private onMessage(m: FromPageServer): void {
+    // A return path a recovery replaced: its end, or a late message, says nothing of this one.
+    if ((m.type === 'rp' || m.type === 'rp-ended') && m.generation !== this.generation) return;
     if (m.type === 'rp-ended') {
-      this.broken(new MigrationError(m.error ? 'EMIG_RETURN_PATH' : 'EMIG_PEER', m.error ?? 'return path closed before SHUT', { section: 'return-path' }));
+      const e = m.error;
+      this.broken(
+        e
+          ? new MigrationError(e.code, e.detail, { section: e.section, field: e.field, position: e.position })
+          : new MigrationError('EMIG_PEER', 'return path closed before SHUT', { section: 'return-path' }),
+      );
       return;
     }
     if (m.type === 'preempt-ended') {
@@ -110,7 +127,10 @@ export class PageServerClient implements ReturnPath {
     }
     if (m.type !== 'rp') return;
     const msg: RpMessage = { type: m.msgType, payload: new Uint8Array(m.payload), extra: m.extra && new Uint8Array(m.extra) };
-    if (msg.type === MIG_RP_MSG.SHUT) return this.shutResolve(be32At(msg.payload));
+    if (msg.type === MIG_RP_MSG.SHUT) {
+      this.shutReceived = true;
+      return this.shutResolve(be32At(msg.payload));
+    }
     if (msg.type === MIG_RP_MSG.PONG) return this.pongs.arrived(be32At(msg.payload));
     const h = this.handlers.get(msg.type);
     if (!h) return this.broken(new MigrationError('EMIG_RETURN_PATH', `unexpected return-path message ${msg.type}`, { section: 'return-path' }));
@@ -122,6 +142,7 @@ export class PageServerClient implements ReturnPath {
   private broken(err: Error): void {
     this.preemptEnded?.();
     this.preemptEnded = null;
+    if (this.shutReceived) return;
     this.shutReject(err);
     this.onBroken?.(err);
   }

@@ -11,15 +11,16 @@
  *                            RESUME_ACK): forwarded to the main thread
  *
  * Messages from the main thread: 'preempt' {fd} (send requested pages there from now on; the
- * worker owns the fd), 'end-preempt' (nothing is left to send: end the preempt channel with
- * EOS), 'return-path' {fd} (a recovery's new channel), 'stop'.
+ * worker owns the fd), 'no-preempt' (the migration paused: queue requests until a new preempt
+ * channel comes), 'end-preempt' (nothing is left to send: end the preempt channel with EOS),
+ * 'return-path' {fd} (a recovery's new channel), 'stop'.
  * To it: 'rp' {type, payload, extra?}, 'rp-ended' {error?}, 'preempt-ended', 'stopped'.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { native, windowAt } from '../../host';
 import { QemuFileReader } from '../../stream';
 import { FdChannel } from '../../transport/fd-channel';
-import { MigrationError } from '../errors';
+import { MigrationError, type MigrationErrorCode } from '../errors';
 import { pageRecordHeader } from '../postcopy/preempt';
 import { PageRing, pageKey } from '../postcopy/shared';
 import { decodeReqPages } from '../postcopy/wire';
@@ -40,10 +41,26 @@ export interface PageServerData {
   releaseRam: boolean;
 }
 
-export type ToPageServer = { type: 'preempt'; fd: number } | { type: 'end-preempt' } | { type: 'return-path'; fd: number } | { type: 'stop' };
+/** Each return path has a generation (0 the first, one more per recovery): what an old one
+ * reported can reach the main thread after a new one is in place, and must not count for it. */
+export type ToPageServer =
+  | { type: 'preempt'; fd: number }
+  | { type: 'no-preempt' }
+  | { type: 'end-preempt' }
+  | { type: 'return-path'; fd: number; generation: number }
+  | { type: 'stop' };
+/** A MigrationError as it crosses to the main thread (an Error loses its fields there). */
+export interface PageServerError {
+  code: MigrationErrorCode;
+  detail: string;
+  section?: string;
+  field?: string;
+  position?: number;
+}
+
 export type FromPageServer =
-  | { type: 'rp'; msgType: number; payload: Uint8Array; extra?: Uint8Array }
-  | { type: 'rp-ended'; error?: string }
+  | { type: 'rp'; generation: number; msgType: number; payload: Uint8Array; extra?: Uint8Array }
+  | { type: 'rp-ended'; generation: number; error?: PageServerError }
   | { type: 'preempt-ended' }
   | { type: 'stopped' };
 
@@ -54,6 +71,7 @@ class PageServer {
   private readonly counters: Float64Array;
   private readonly pages: Uint8Array[];
   private rp: FdChannel;
+  private generation = 0;
   private preempt: FdChannel | null = null;
   /** The block of the last REQ_PAGES_ID: REQ_PAGES refers to it. */
   private reqBlock = -1;
@@ -74,20 +92,24 @@ class PageServer {
   }
 
   private async read(ch: FdChannel): Promise<void> {
+    const generation = this.generation;
     const f = new QemuFileReader(ch);
-    let error: string | undefined;
+    let error: PageServerError | undefined;
     try {
       for (;;) {
         const msg = await readRpMessage(f);
         if (!msg) break;
         if (msg.type === MIG_RP_MSG.REQ_PAGES_ID || msg.type === MIG_RP_MSG.REQ_PAGES) this.request(msg.type, msg.payload);
-        else this.forward({ type: 'rp', msgType: msg.type, payload: msg.payload, extra: msg.extra });
+        else this.forward({ type: 'rp', generation, msgType: msg.type, payload: msg.payload, extra: msg.extra });
         if (msg.type === MIG_RP_MSG.SHUT) break;
       }
     } catch (e) {
-      error = (e as Error).message;
+      error =
+        e instanceof MigrationError
+          ? { code: e.code, detail: e.detail, section: e.section, field: e.field, position: e.position }
+          : { code: 'EMIG_RETURN_PATH', detail: (e as Error).message, section: 'return-path' };
     }
-    if (ch === this.rp && !this.stopped) this.forward({ type: 'rp-ended', error });
+    if (ch === this.rp && !this.stopped) this.forward({ type: 'rp-ended', generation, error });
   }
 
   /** migrate_handle_rp_req_pages(): checked like QEMU, then served. */
@@ -104,7 +126,7 @@ class PageServer {
     if (r.start % PAGE_SIZE || r.len % PAGE_SIZE || r.len === 0 || r.start + r.len > b.size) {
       throw new MigrationError('EMIG_RETURN_PATH', `page request 0x${r.start.toString(16)}+0x${r.len.toString(16)} outside '${b.name}' or not page aligned`, {
         section: 'return-path',
-        field: 'REQ_PAGES',
+        field: r.block !== undefined ? 'REQ_PAGES_ID' : 'REQ_PAGES',
       });
     }
     this.counters[0]++;
@@ -140,12 +162,19 @@ class PageServer {
         this.preempt = new FdChannel(m.fd, { label: 'preempt', readable: false });
         this.preemptBlock = -1;
         return;
+      case 'no-preempt':
+        // A page claimed and written into a broken channel is lost: once the recovery has
+        // applied the destination's received bitmap, nothing would send it again.
+        this.preempt?.destroy();
+        this.preempt = null;
+        return;
       case 'end-preempt':
         this.endPreempt();
         return;
       case 'return-path':
         this.rp.destroy();
         this.rp = new FdChannel(m.fd, { label: 'return path', writable: false });
+        this.generation = m.generation;
         this.reqBlock = -1;
         void this.read(this.rp);
         return;

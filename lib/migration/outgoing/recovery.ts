@@ -27,33 +27,46 @@ export function registerRecoveryHandlers(ctx: OutgoingContext): void {
   ctx.rp!.on(MIG_RP_MSG.RECV_BITMAP, (msg) => {
     const name = decodeCounted(msg.payload, 'RECV_BITMAP');
     const expected = ctx.recoveryBitmaps;
-    if (!expected || !expected.has(name)) throw new MigrationError('EMIG_RETURN_PATH', `RECV_BITMAP for '${name}' was not asked for`, { section: 'return-path' });
+    if (!expected || !expected.has(name)) throw new MigrationError('EMIG_RETURN_PATH', `RECV_BITMAP for '${name}' was not asked for`, { section: 'return-path', field: 'RECV_BITMAP' });
     ctx.saver!.applyReceived(name, msg.extra ?? new Uint8Array(0));
     expected.get(name)!();
   });
   ctx.rp!.on(MIG_RP_MSG.RESUME_ACK, (msg) => {
     const v = be32At(msg.payload);
-    if (v !== RESUME_ACK_VALUE) throw new MigrationError('EMIG_RETURN_PATH', `RESUME_ACK with value ${v}`, { section: 'return-path' });
+    if (v !== RESUME_ACK_VALUE) throw new MigrationError('EMIG_RETURN_PATH', `RESUME_ACK with value ${v}`, { section: 'return-path', field: 'RESUME_ACK' });
     ctx.resumeAcked?.();
   });
 }
 
 /** Pause on `err`, then wait for `migrate resume=true` and recover; retried until it works. */
-export async function pauseAndRecover(ctx: OutgoingContext, err: Error): Promise<void> {
+export async function pauseAndRecover(ctx: OutgoingContext, thrown: Error): Promise<void> {
   const { state } = ctx.deps;
+  const err = ctx.returnPathError ?? thrown;
   if (!state.cas('postcopy-active', 'postcopy-paused') && !state.cas('postcopy-recover', 'postcopy-paused') && !state.cas('postcopy-recover-setup', 'postcopy-paused')) {
     throw err;
   }
+  // The pause answers it; a recovery brings a new return path.
+  ctx.returnPathError = null;
+  ctx.pageServer?.dropPreempt();
   ctx.stats.errorDesc = err.message;
   process.stderr.write(`livemig: Detected IO failure for postcopy. Migration paused. (${err.message})\n`);
   abortChannel(ctx.channel);
   for (;;) {
-    const addr = await new Promise<MigrationAddress>((resolve) => (ctx.resumeWith = resolve));
+    const addr = await new Promise<MigrationAddress>((resolve, reject) => {
+      ctx.resumeWith = resolve;
+      ctx.resumeAborted = reject;
+      if (ctx.cancelled) reject(new MigrationError('EMIG_CANCELLED', 'migration cancelled'));
+    });
     ctx.resumeWith = null;
+    ctx.resumeAborted = null;
     try {
       await resume(ctx, addr);
       return;
-    } catch (e) {
+    } catch (thrown) {
+      if (ctx.cancelled) throw thrown;
+      const e = ctx.returnPathError ?? thrown;
+      ctx.returnPathError = null;
+      ctx.pageServer?.dropPreempt();
       abortChannel(ctx.channel);
       ctx.stats.errorDesc = (e as Error).message;
       process.stderr.write(`livemig: postcopy recovery failed: ${(e as Error).message}\n`);

@@ -91,7 +91,7 @@ export class ReturnPathReader implements ReturnPath {
         }
         const h = this.handlers.get(msg.type);
         if (!h) {
-          throw new MigrationError('EMIG_RETURN_PATH', `unexpected return-path message ${NAMES[msg.type] ?? msg.type}`, { section: 'return-path' });
+          throw new MigrationError('EMIG_RETURN_PATH', `unexpected return-path message ${NAMES[msg.type] ?? msg.type}`, { section: 'return-path', field: NAMES[msg.type] });
         }
         await h(msg);
       }

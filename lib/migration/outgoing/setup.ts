@@ -86,6 +86,7 @@ export async function setupPhase(ctx: OutgoingContext, addr: MigrationAddress): 
   if (returnPath && !postcopy) {
     const rp = new ReturnPathReader(new QemuFileReader(channel));
     ctx.rp = rp;
+    rp.shut.catch((e: Error) => ctx.returnPathBroke(e));
     void rp.run();
   }
   await sv.setup();
@@ -96,6 +97,7 @@ export async function setupPhase(ctx: OutgoingContext, addr: MigrationAddress): 
     const server = new PageServerClient(channel.fd!, saver.share(), options.caps['release-ram']);
     ctx.pageServer = server;
     ctx.rp = server;
+    server.onBroken = (e) => ctx.returnPathBroke(e);
     saver.requests = server.requests;
     registerRecoveryHandlers(ctx);
   }

@@ -9,8 +9,12 @@
  *                for non-vCPU threads, and a histogram of 24 log2 buckets in µs: bucket N
  *                counts [2^N, 2^(N+1)) µs, the last bucket everything longer
  *
- * A thread faults on one address at a time, so a vCPU has at most one fault outstanding; a
- * page may have faults from several threads waiting for it. Times are milliseconds (floats).
+ * A page may have faults from several threads waiting for it. A thread faults on one address
+ * at a time, but the tracker may still see a vCPU waiting for two pages: the placement of the
+ * first reaches the worker through the placement ring, and the vCPU's next fault can be read
+ * from userfaultfd before it. So, as QEMU does (vcpu_faults_current), a vCPU counts as blocked
+ * until its last outstanding fault is resolved; its blocktime is the sum of its waits, each
+ * from its fault to the time its page was placed. Times are milliseconds (floats).
  */
 
 export const LATENCY_BUCKETS = 24;
@@ -38,13 +42,14 @@ export interface BlocktimeStats {
 
 export class BlocktimeTracker {
   private readonly waiting = new Map<number, Waiter[]>();
-  private readonly blockedSince: number[];
+  /** per vCPU: the faults it waits on, as far as the tracker knows */
+  private readonly outstanding: number[];
   private blockedCount = 0;
   private allBlockedSince = -1;
   readonly stats: BlocktimeStats;
 
   constructor(readonly vcpus: number) {
-    this.blockedSince = new Array<number>(vcpus).fill(-1);
+    this.outstanding = new Array<number>(vcpus).fill(0);
     this.stats = {
       vcpuBlocktime: new Array<number>(vcpus).fill(0),
       totalBlocktime: 0,
@@ -73,9 +78,8 @@ export class BlocktimeTracker {
     } else {
       this.waiting.set(page, [{ vcpu, since: now }]);
     }
-    if (vcpu < 0 || vcpu >= this.vcpus || this.blockedSince[vcpu] >= 0) return;
-    this.blockedSince[vcpu] = now;
-    if (++this.blockedCount === this.vcpus) this.allBlockedSince = now;
+    if (vcpu < 0 || vcpu >= this.vcpus) return;
+    if (this.outstanding[vcpu]++ === 0 && ++this.blockedCount === this.vcpus) this.allBlockedSince = now;
   }
 
   /** `page` was placed at `now`: every thread waiting for it runs again. */
@@ -96,14 +100,12 @@ export class BlocktimeTracker {
       }
       s.vcpuFaults[w.vcpu]++;
       s.vcpuLatencySum[w.vcpu] += latency;
-      const since = this.blockedSince[w.vcpu];
-      if (since < 0) continue;
-      s.vcpuBlocktime[w.vcpu] += now - since;
+      s.vcpuBlocktime[w.vcpu] += latency;
+      if (--this.outstanding[w.vcpu] > 0) continue;
       if (this.blockedCount === this.vcpus && this.allBlockedSince >= 0) {
         s.totalBlocktime += now - this.allBlockedSince;
         this.allBlockedSince = -1;
       }
-      this.blockedSince[w.vcpu] = -1;
       this.blockedCount--;
     }
   }

@@ -155,7 +155,9 @@ class FaultWorker {
         this.tracker.placed(pageKey(bi, page), monotonicMs());
       });
     } catch (e) {
-      if (!this.stopped) parentPort!.postMessage({ type: 'error', message: (e as Error).message } satisfies FromFaultWorker);
+      // A channel a recovery replaced (its reader ends when it is destroyed, maybe inside a
+      // record) says nothing about the main channel now in use.
+      if (!this.stopped && this.preempt === ch) parentPort!.postMessage({ type: 'error', message: (e as Error).message } satisfies FromFaultWorker);
     } finally {
       ch.destroy();
       if (this.preempt === ch) this.preempt = null;

@@ -27,6 +27,7 @@ export interface PreemptBlock {
 export type PreemptPage = (block: number, page: number, kind: number, bytes: Uint8Array | null) => void;
 
 const bad = (detail: string, at: number, field?: string) => new MigrationError('EMIG_RAM', detail, { section: 'postcopy-preempt', field, position: at });
+const truncated = (detail: string, at: number) => new MigrationError('EMIG_TRUNCATED', detail, { section: 'postcopy-preempt', position: at });
 
 /** Read records until the channel ends (null read) or EOS; `onPage` places each. */
 export async function readPreemptRecords(f: QemuFileReader, blocks: readonly PreemptBlock[], onPage: PreemptPage): Promise<void> {
@@ -37,7 +38,7 @@ export async function readPreemptRecords(f: QemuFileReader, blocks: readonly Pre
     if (!f.has(8)) await f.fill(8);
     // The channel's end (or its breaking, which the main channel reports too) ends the reader.
     if (f.buffered === 0) return;
-    if (!f.has(8)) throw bad('channel ended inside a record header', f.position);
+    if (!f.has(8)) throw truncated('channel ended inside a record header', f.position);
     const at = f.position;
     const hi = f.getBe32();
     const lo = f.getBe32();
@@ -48,10 +49,10 @@ export async function readPreemptRecords(f: QemuFileReader, blocks: readonly Pre
     if (kind !== RAM_SAVE_FLAG.PAGE && kind !== RAM_SAVE_FLAG.ZERO) throw bad(`flags 0x${flags.toString(16)} are not allowed on the preempt channel`, at, 'flags');
     let need = kind === RAM_SAVE_FLAG.ZERO ? 1 : PAGE_SIZE;
     if (!(flags & RAM_SAVE_FLAG.CONTINUE)) {
-      if (!f.has(1) && !(await f.ensure(1))) throw bad('channel ended inside a block name', f.position);
+      if (!f.has(1) && !(await f.ensure(1))) throw truncated('channel ended inside a block name', f.position);
       need += 1 + f.peekU8(0);
     }
-    if (!f.has(need) && !(await f.ensure(need))) throw bad(`channel ended inside the record at 0x${offset.toString(16)}`, f.position);
+    if (!f.has(need) && !(await f.ensure(need))) throw truncated(`channel ended inside the record at 0x${offset.toString(16)}`, f.position);
     let bi = last;
     if (!(flags & RAM_SAVE_FLAG.CONTINUE)) {
       const name = f.getCounted();
@@ -59,7 +60,7 @@ export async function readPreemptRecords(f: QemuFileReader, blocks: readonly Pre
       if (found === undefined) throw bad(`Unknown ramblock "${name}"`, at, name);
       bi = found;
     } else if (bi < 0) {
-      throw bad('CONTINUE record without a previous block', at);
+      throw bad('CONTINUE record without a previous block', at, 'flags');
     }
     last = bi;
     const b = blocks[bi];

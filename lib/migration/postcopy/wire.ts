@@ -32,9 +32,10 @@ export const MAX_DISCARDS_PER_COMMAND = 12;
 
 const cmdError = (field: string, detail: string) => new MigrationError('EMIG_COMMAND', detail, { section: 'command', field });
 
-function be64(b: Buffer, at: number): number {
+/** A be64 of command `what`'s payload; the error names the command, as every other check does. */
+function be64(b: Buffer, at: number, what: string): number {
   const v = b.readBigUInt64BE(at);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw cmdError('offset', `offset 0x${v.toString(16)} is out of range`);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw cmdError(what, `value 0x${v.toString(16)} at byte ${at} is out of range`);
   return Number(v);
 }
 
@@ -48,7 +49,7 @@ export function encodeAdvise(pageSizeSummary: number, targetPageSize: number): U
 export function decodeAdvise(p: Uint8Array): { pageSizeSummary: number; targetPageSize: number } {
   if (p.length !== 16) throw cmdError('POSTCOPY_ADVISE', `advise of ${p.length} bytes (this destination migrates RAM by postcopy: 16 expected)`);
   const b = Buffer.from(p.buffer, p.byteOffset, p.length);
-  return { pageSizeSummary: be64(b, 0), targetPageSize: be64(b, 8) };
+  return { pageSizeSummary: be64(b, 0, 'POSTCOPY_ADVISE'), targetPageSize: be64(b, 8, 'POSTCOPY_ADVISE') };
 }
 
 export interface DiscardRange {
@@ -84,7 +85,7 @@ export function decodeDiscard(p: Uint8Array): { block: string; ranges: DiscardRa
   const block = b.toString('latin1', 2, 2 + len);
   if (b[2 + len] !== 0) throw cmdError('POSTCOPY_RAM_DISCARD', 'block name not terminated');
   const ranges: DiscardRange[] = [];
-  for (let at = 3 + len; at < b.length; at += 16) ranges.push({ start: be64(b, at), length: be64(b, at + 8) });
+  for (let at = 3 + len; at < b.length; at += 16) ranges.push({ start: be64(b, at, 'POSTCOPY_RAM_DISCARD'), length: be64(b, at + 8, 'POSTCOPY_RAM_DISCARD') });
   return { block, ranges };
 }
 
