@@ -35,7 +35,9 @@ async function run(opts: { passes: number; preempt: boolean; placement: 'copy' |
     ];
     for (const m of [src, dst]) m.options.setCapabilities(caps);
     dst.options.setParameters({ 'x-postcopy-placement': opts.placement });
-    src.options.setParameters({ 'max-bandwidth': 64 * MiB, 'max-postcopy-bandwidth': 0 });
+    // A downtime limit no switchover can meet keeps precopy going until postcopy is asked for
+    // (precopy would otherwise finish first whenever it could, as QEMU's does).
+    src.options.setParameters({ 'max-bandwidth': 64 * MiB, 'max-postcopy-bandwidth': 0, 'downtime-limit': opts.never ? 300 : 1 });
     dst.expectIncoming();
     const sock = path.join(dir, 'mig.sock');
     await dst.incoming(`unix:${sock}`, { exitOnError: false });
