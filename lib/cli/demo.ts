@@ -186,6 +186,11 @@ async function main(): Promise<number> {
     // told otherwise, the postcopy demo gives precopy a modest link so that postcopy is seen.
     const maxBandwidth = o.postcopy && !o.maxBandwidthGiven ? POSTCOPY_DEMO_PRECOPY_BANDWIDTH : o.maxBandwidth;
     await sq.execute('migrate-set-parameters', { 'downtime-limit': o.downtimeLimit, 'max-bandwidth': maxBandwidth });
+    // The progress bar samples; the MIGRATION events say every status the source went through.
+    const statuses: string[] = [];
+    sq.on('event', (e: { event: string; data?: { status?: string } }) => {
+      if (e.event === 'MIGRATION' && e.data?.status) statuses.push(e.data.status);
+    });
     console.log(`migrating to ${uri} (downtime-limit ${o.downtimeLimit} ms, max-bandwidth ${maxBandwidth ? formatSize(maxBandwidth) + '/s' : 'unlimited'})`);
     await sq.execute('migrate', { uri });
     if (o.postcopy) {
@@ -216,6 +221,7 @@ async function main(): Promise<number> {
     const ram = info.ram;
     const rows: [string, string][] = [
       ['status', info.status],
+      ['statuses', statuses.join(' → ')],
       ['total time', `${info['total-time']} ms`],
       ['setup time', `${info['setup-time']} ms`],
       ['downtime', `${info.downtime} ms`],

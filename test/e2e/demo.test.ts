@@ -38,7 +38,7 @@ test('npm start -- --cpr upgrades the process under the guest and verifies it', 
 
 test('--postcopy: migrates by postcopy, prints blocktime and the latency histogram', async () => {
   const { out, code } = await demo(['--mem', '64M', '--append', 'size=8M', '--postcopy']);
-  expect(out).toMatch(/postcopy-active/);
+  expect(out).toMatch(/statuses\s+setup → active → .*postcopy-active → completed/);
   expect(out).toMatch(/status\s+completed/);
   expect(out).toMatch(/postcopy bytes\s+\d+\.\d MiB/);
   expect(out).toMatch(/blocktime \(all vCPUs\)\s+\d+ ms/);
