@@ -75,8 +75,7 @@ async function migrate(opts: { guest: string; mem: string; append?: string; down
       await sleep(25);
     }
   } finally {
-    src.kill();
-    dst.kill();
+    await Promise.all([src.stop(), dst.stop()]);
   }
 }
 

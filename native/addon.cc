@@ -14,6 +14,7 @@ void InitSocket(Napi::Env env, Napi::Object exports);
 void InitFdIo(Napi::Env env, Napi::Object exports);
 void InitLockedWrite(Napi::Env env, Napi::Object exports);
 void InitPagemap(Napi::Env env, Napi::Object exports);
+void InitPageIo(Napi::Env env, Napi::Object exports);
 }  // namespace livemig
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -26,6 +27,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   livemig::InitFdIo(env, exports);
   livemig::InitLockedWrite(env, exports);
   livemig::InitPagemap(env, exports);
+  livemig::InitPageIo(env, exports);
   return exports;
 }
 

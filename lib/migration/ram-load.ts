@@ -2,17 +2,24 @@
  * Loading the `ram` section (QEMU migration/ram.c ram_load_precopy). Record layout: see
  * ram-save.ts. Every record is checked before it touches memory: the flag combination, the
  * block name, CONTINUE only after a named block, the offset inside the block, the zero-page fill
- * byte, and the block list's total. Page bytes go straight from the reader's chunk into guest
- * RAM (one native memcpy, no per-page objects); while whole records are buffered the loop runs
- * without awaiting.
+ * byte, and the block list's total. While whole records are buffered the loop runs without
+ * awaiting.
+ *
+ * Runs of records in place: once a record has named the block, the records after it that
+ * need no decision — PAGE or ZERO continuing that block, inside it — are placed by one native
+ * call over the reader's current chunk (native.ramLoadRecords: page bytes copied straight
+ * into guest RAM). It stops at the first record that is anything else, which this loop then
+ * reads and checks itself, so every error is still reported here. Postcopy places pages
+ * atomically through its placer and keeps to the per-record path.
  */
+import { native } from '../host';
 import { PAGE_SIZE, WINDOW_SIZE } from '../machine/bus';
 import type { RamBlock } from '../machine/ram';
 import type { QemuFileReader, QemuFileWriter } from '../stream';
 import { COUNTED_STRING_MAX } from '../stream';
 import { MigrationError } from './errors';
 import type { LiveHandler } from './registry';
-import { holeBitmap, isZeroPage, ramBlockIgnored } from './ram-save';
+import { holeBitmap, isZeroPage, ramBlockIgnored } from './ram-pages';
 import { RAM_SAVE_FLAG, RAM_SECTION_VERSION, QEMU_VM_SECTION_START } from './wire';
 
 const PAGES_PER_WINDOW = WINDOW_SIZE / PAGE_SIZE;
@@ -73,6 +80,7 @@ export class RamLoader implements LiveHandler {
   blockListSeen = false;
   private postcopy: RamPostcopy | null = null;
 
+  private readonly runOut = new Float64Array(3);
   private readonly pristine: boolean;
   private readonly populate: { block: RamBlock; advance(offset: number): void } | null;
   private readonly ignoreShared: boolean;
@@ -124,6 +132,7 @@ export class RamLoader implements LiveHandler {
       throw new MigrationError('EMIG_RAM', 'RAM pages before the block list', { section: 'ram', position: f.position });
     }
     for (;;) {
+      if (this.last !== null && this.postcopy === null) this.placeRun(f);
       // Wait only for what the next record needs: in postcopy the sender may pause right after
       // a short section (it waits for the destination), so "a full record's worth" may never come.
       if (!f.has(8)) await f.fill(8);
@@ -261,6 +270,22 @@ export class RamLoader implements LiveHandler {
     const w = Math.floor(page / PAGES_PER_WINDOW);
     f.getRangeInto(b.bytes[w], (page - w * PAGES_PER_WINDOW) * PAGE_SIZE, PAGE_SIZE);
     this.counters.normal++;
+  }
+
+  /** The run of records at the front of the reader's chunk that continue the current block
+   * (see the module comment). */
+  private placeRun(f: QemuFileReader): void {
+    const buf = f.currentChunk();
+    const off = f.chunkOffset;
+    if (buf.length - off < 2 * (8 + PAGE_SIZE)) return;
+    const b = this.last!;
+    const out = this.runOut;
+    const end = native.ramLoadRecords(buf, off, buf.length, b.block.mapping.addr, b.block.size, b.holes, out);
+    if (end === off) return;
+    f.consumeInChunk(end - off);
+    this.counters.normal += out[0];
+    this.counters.duplicate += out[1];
+    if (out[2] >= 0 && this.populate !== null && b.block === this.populate.block) this.populate.advance(out[2]);
   }
 
   private badFlags(flags: number, at: number): never {

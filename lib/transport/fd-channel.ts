@@ -16,6 +16,9 @@
  *   read(2) goes after it, or into a fresh slab when under 64 KiB is left), so the caller owns
  *   the chunk for as long as it keeps it, and may modify it. One kept chunk keeps its whole
  *   slab from the GC, so reads under 4 KiB (return-path messages) are copied out instead.
+ *   A reader that is done with a chunk and kept no view of it may hand it back (recycle());
+ *   a slab all of whose chunks came back is read into again instead of a fresh one, since
+ *   fresh memory costs a page fault per 4 KiB inside read(2).
  *
  * Write side — writev(2) at once when nothing is queued; the rest is queued as it is (views,
  * never copied) and written on writability. write() is false at `highWaterMark` queued bytes;
@@ -33,6 +36,8 @@ import { DEFAULT_HIGH_WATER_MARK, DEFAULT_READ_HIGH_WATER_MARK, type ChannelOpti
 /** Bytes per read slab: a 256 KiB read(2) per wake-up when the sender is ahead. */
 export const READ_SLAB_BYTES = 256 * 1024;
 const MIN_READ = 64 * 1024;
+/** Slabs kept for reuse once every chunk of theirs came back (recycle()). */
+const FREE_SLABS = 4;
 const COPY_BELOW = 4096;
 const MAX_IOV = 1024;
 const EMPTY = new Uint8Array(0);
@@ -67,6 +72,9 @@ export class FdChannel implements ByteChannel {
   private reader: Waiter<Uint8Array | null> | null = null;
   private slab: Buffer | null = null;
   private slabUsed = 0;
+  /** chunks handed out and not released, per slab */
+  private readonly slabChunks = new Map<ArrayBufferLike, number>();
+  private readonly freeSlabs: Buffer[] = [];
   private readonly readHwm: number;
 
   private readonly canWrite: boolean;
@@ -102,6 +110,12 @@ export class FdChannel implements ByteChannel {
     return this.fdNumber;
   }
 
+  /** Bytes handed to write()/writev() and not yet taken by the kernel. Someone writing to
+   * the descriptor directly (the native page path) does so only while this is 0. */
+  get queuedBytes(): number {
+    return this.writeQueued;
+  }
+
   // ── Read side ─────────────────────────────────────────────────────────────────────────────
 
   read(): Promise<Uint8Array | null> {
@@ -132,8 +146,10 @@ export class FdChannel implements ByteChannel {
     const fd = this.fdNumber;
     while (fd !== undefined && !this.eof && !this.failure && (this.reader || this.readQueued < this.readHwm)) {
       if (!this.slab || this.slab.length - this.slabUsed < MIN_READ) {
-        this.slab = Buffer.allocUnsafeSlow(READ_SLAB_BYTES);
+        const old = this.slab;
+        this.slab = this.freeSlabs.pop() ?? Buffer.allocUnsafeSlow(READ_SLAB_BYTES);
         this.slabUsed = 0;
+        if (old && !this.slabChunks.has(old.buffer) && this.freeSlabs.length < FREE_SLABS) this.freeSlabs.push(old);
       }
       const at = this.slabUsed;
       const room = this.slab.length - at;
@@ -153,6 +169,7 @@ export class FdChannel implements ByteChannel {
       else {
         chunk = this.slab.subarray(at, at + n);
         this.slabUsed = at + n;
+        this.slabChunks.set(this.slab.buffer, (this.slabChunks.get(this.slab.buffer) ?? 0) + 1);
       }
       const r = this.reader;
       if (r) {
@@ -165,6 +182,17 @@ export class FdChannel implements ByteChannel {
       if (n < room) break;
     }
     this.updatePoll();
+  }
+
+  /** The reader is done with `chunk` (from read()) and holds no view of it: its bytes may be
+   * read into again. Other chunks are ignored. Call at most once per chunk. */
+  recycle(chunk: Uint8Array): void {
+    const ab = chunk.buffer;
+    const n = this.slabChunks.get(ab);
+    if (n === undefined) return;
+    if (n > 1) return void this.slabChunks.set(ab, n - 1);
+    this.slabChunks.delete(ab);
+    if (ab !== this.slab?.buffer && this.freeSlabs.length < FREE_SLABS) this.freeSlabs.push(Buffer.from(ab as ArrayBuffer));
   }
 
   private finishRead(): void {
