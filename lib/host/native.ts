@@ -145,6 +145,9 @@ export interface NativeAddon {
   writev(fd: number, chunks: readonly Uint8Array[], index?: number, offset?: number): number;
   /** fcntl(F_DUPFD_CLOEXEC) → a new descriptor for the same open file. */
   dup(fd: number): number;
+  /** recv(MSG_PEEK | MSG_DONTWAIT) into buf[off, off+len): bytes waiting, left on the socket;
+   * 0 at end of stream; -1 when nothing is there yet. */
+  peek(fd: number, buf: Uint8Array, off: number, len: number): number;
 
   // ── whole messages from several threads (native/locked-write.cc) ─────────────────────────
   /** Takes the process-wide lock of this socket (keyed by the socket, so dup'd fds share it),

@@ -15,6 +15,7 @@ import { HartState, cpuCommonVMState, cpuVMState } from './cpu';
 import { Effect, stderrGuestLogger, VMSTATE_CLINT, VMSTATE_PLIC, VMSTATE_UART, type Drainer, type HostClock } from './devices';
 import { EmulatorDirtyLog, KernelDirtyLog, type DirtyLog } from './dirty';
 import { loadKernel, type KernelBlob, type KernelImage } from './loader';
+import { advancePopulate } from './populate-cursor';
 import { resolveMachineType, type MachineType } from './machine-types';
 import { RamBlock } from './ram';
 import { buildVirtDevices, createVirtShares, UART0_IRQ, type VirtDevices, type VirtShares } from './virt-devices';
@@ -37,6 +38,8 @@ import type { VMStateDescription } from '../vmstate';
 
 export const RAM_BASE = 0x8000_0000;
 export const RAM_BLOCK_NAME = 'riscv_virt_board.ram';
+export { advancePopulate } from './populate-cursor';
+
 export const MROM_BLOCK_NAME = 'riscv_virt_board.mrom';
 export const MIN_RAM = 16 * 2 ** 20;
 export const MAX_RAM = 64 * 2 ** 30;
@@ -57,6 +60,9 @@ export interface PopulateHandle {
   gate(): void;
   advance(offset: number): void;
   stop(): void;
+  /** The cursor's shared memory: another thread (a multifd channel) advances it with
+   * advancePopulate(shared, offset). */
+  readonly shared: SharedArrayBuffer;
 }
 
 export type RunState = 'prelaunch' | 'running' | 'paused' | 'inmigrate' | 'postmigrate' | 'finish-migrate' | 'shutdown' | 'internal-error';
@@ -272,16 +278,12 @@ export class VirtMachine extends EventEmitter {
         Atomics.store(word, 1, 1);
       },
       advance(offset: number): void {
-        // Cheap enough per page; the worker only looks when it has caught up.
-        if (offset > cursor[0]) {
-          cursor[0] = offset;
-          if ((offset & 0xffffff) === 0) {
-            Atomics.add(word, 0, 1);
-            Atomics.notify(word, 0);
-          }
-        }
+        // Cheap enough per page (or per run of pages); the worker only looks when it has
+        // caught up.
+        if (offset > cursor[0]) advancePopulate(shared, offset);
       },
       stop,
+      shared,
     };
     return this.populateHandle;
   }

@@ -23,6 +23,8 @@ export type MigrationErrorCode =
   | 'EMIG_RAM'
   /** The stream ended early. */
   | 'EMIG_TRUNCATED'
+  /** A multifd channel's initial packet or packet header is invalid, or the channel failed. */
+  | 'EMIG_MULTIFD'
   /** A length or count over its limit. */
   | 'EMIG_LIMIT'
   /** Return-path message invalid. */
@@ -50,6 +52,8 @@ export class MigrationError extends Error {
   readonly section?: string;
   readonly field?: string;
   readonly position?: number;
+  /** The message without where it happened. */
+  readonly detail: string;
 
   constructor(
     readonly code: MigrationErrorCode,
@@ -64,6 +68,7 @@ export class MigrationError extends Error {
       .filter(Boolean)
       .join(', ');
     super(where ? `${where}: ${detail}` : detail, info.cause !== undefined ? { cause: info.cause } : undefined);
+    this.detail = detail;
     this.section = info.section;
     this.field = info.field;
     this.position = info.position;

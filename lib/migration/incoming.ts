@@ -24,10 +24,12 @@ import { QemuFileReader, VMDESC_JSON_MAX, type ByteChannel } from '../stream';
 import { MigrationError } from './errors';
 import type { GlobalState } from './globalstate';
 import { LoadVm } from './loadvm';
+import { MultifdReceiver } from './multifd';
 import type { MigrationOptions } from './options';
 import { PostcopyDestination, type PostcopyState } from './postcopy/destination';
 import { abortChannel, type PostcopyDestinationStats } from './postcopy/shared';
 import { decodeCounted } from './postcopy/wire';
+import { ramBlockIgnored } from './ram-pages';
 import { RamLoader } from './ram-load';
 import { be32At, ReturnPathWriter } from './return-path';
 import type { MigrationRunState } from './run-state';
@@ -62,11 +64,31 @@ export class IncomingMigration {
   private global: GlobalState | null = null;
   private postcopy: PostcopyDestination | null = null;
   private recovered: ((ch: ByteChannel) => void) | null = null;
+  /** multifd: the page channels, accepted beside the main one (manager.ts) */
+  readonly multifd: MultifdReceiver | null = null;
+  private multifdFailure: MigrationError | null = null;
   errorDesc: string | undefined;
   private readonly now: () => number;
 
   constructor(private readonly deps: IncomingDeps) {
     this.now = deps.now ?? (() => performance.now());
+    const { machine, options } = deps;
+    if (options.caps.multifd) {
+      this.multifd = new MultifdReceiver({
+        channels: options.params['multifd-channels'],
+        uuid: machine.uuid ?? new Uint8Array(16),
+        blocks: machine.ramBlocks.filter((b) => !ramBlockIgnored(b, options.caps['x-ignore-shared'])),
+        populate: () => {
+          const p = machine.populateAhead();
+          return { shared: p.shared, block: p.block };
+        },
+        // A broken channel fails the load as a broken main stream does.
+        onFailure: (err) => {
+          this.multifdFailure = err;
+          abortChannel(this.channel, err);
+        },
+      });
+    }
   }
 
   get postcopyState(): PostcopyState {
@@ -94,6 +116,7 @@ export class IncomingMigration {
     const populate = ignoreShared && machine.ram.shared && machine.ram.memPath ? null : machine.populateAhead();
     populate?.gate();
     const ram = new RamLoader(machine.ramBlocks, { pristine: !machine.hasRun, populate, ignoreShared });
+    ram.multifd = this.multifd;
     this.ram = ram;
     const global = globalStateFor(() => 'inmigrate');
     this.global = global;
@@ -121,6 +144,8 @@ export class IncomingMigration {
         if (!this.postcopy) await loader.readVmdesc(VMDESC_JSON_MAX);
       } finally {
         populate?.stop();
+        // The channels stop now; waiting for their threads to end is not the guest's business.
+        void this.multifd?.close();
       }
       if (!ram.blockListSeen) throw new MigrationError('EMIG_RAM', 'stream carried no RAM section', { section: 'ram' });
       if (this.postcopy) await this.finishPostcopy();
@@ -130,9 +155,13 @@ export class IncomingMigration {
       if (!this.postcopy) vm.incomingCompleted(this.sourceRan() && !this.deps.startPaused);
       this.rp?.shut(0);
       await this.channel.end().catch(() => {});
+      await this.multifd?.close();
       return { ok: true, loadTime: this.now() - t0, bytes: f.position };
     } catch (e) {
-      const err = e instanceof MigrationError ? e : new MigrationError('EMIG_DEVICE', e instanceof Error ? e.message : String(e), { cause: e });
+      // A multifd channel's failure broke the main channel: report the channel's, not the
+      // symptom on the main stream.
+      const cause = this.multifdFailure ?? e;
+      const err = cause instanceof MigrationError ? cause : new MigrationError('EMIG_DEVICE', cause instanceof Error ? cause.message : String(cause), { cause });
       this.errorDesc = err.message;
       state.reset('failed');
       await this.postcopy?.finish().catch(() => undefined);
@@ -144,8 +173,16 @@ export class IncomingMigration {
         /* the source may be gone */
       }
       this.channel.destroy();
+      await this.multifd?.close();
       return { ok: false, error: err, loadTime: this.now() - t0, bytes: f.position };
     }
+  }
+
+  /** A connection that starts with the multifd magic (peeked): one of the page channels. */
+  adoptMultifd(ch: ByteChannel): void {
+    const fdc = ch as ByteChannel & { peek?: unknown; detach?: unknown };
+    if (!this.multifd || !fdc.peek || !fdc.detach) return ch.destroy();
+    void this.multifd.adopt(ch as import('../transport/fd-channel').FdChannel);
   }
 
   /** A preempt channel was accepted (postcopy-preempt). */

@@ -79,6 +79,8 @@ export class RamLoader implements LiveHandler {
   /** Whether the block list (START) has been received. */
   blockListSeen = false;
   private postcopy: RamPostcopy | null = null;
+  /** multifd: pages arrive on the channels; MULTIFD_FLUSH waits for them (multifd/recv.ts) */
+  multifd: { flush(): Promise<void> } | null = null;
 
   private readonly runOut = new Float64Array(3);
   private readonly pristine: boolean;
@@ -151,6 +153,12 @@ export class RamLoader implements LiveHandler {
           if (flags & RAM_SAVE_FLAG.CONTINUE) return this.badFlags(flags, at);
           await this.loadBlockList(f, addr, at);
           break;
+        case RAM_SAVE_FLAG.MULTIFD_FLUSH:
+          // QEMU multifd_recv_sync_main: nothing further on this stream may act before every
+          // channel has placed its pages. Without multifd QEMU ignores it, and so do we.
+          if (flags & RAM_SAVE_FLAG.CONTINUE) return this.badFlags(flags, at);
+          await this.multifd?.flush();
+          break;
         case RAM_SAVE_FLAG.ZERO:
         case RAM_SAVE_FLAG.PAGE: {
           // Make the whole record available, then handle it synchronously: the common case
@@ -216,7 +224,9 @@ export class RamLoader implements LiveHandler {
       }
       left -= len;
     }
-    for (const b of this.byName.values()) b.holes = this.pristine ? cleanPages(b.block) : holeBitmap(b.block);
+    // With multifd, channel threads write pages this thread does not see, so "never written"
+    // cannot be known here: every zero record looks at the page.
+    for (const b of this.byName.values()) b.holes = this.multifd ? null : this.pristine ? cleanPages(b.block) : holeBitmap(b.block);
     this.blockListSeen = true;
   }
 

@@ -135,12 +135,17 @@ export class RamSaver implements LiveHandler {
     return n;
   }
 
+  /** The blocks whose pages are sent, in the order SendBlock.index counts them. */
+  migratedBlocks(): RamBlock[] {
+    return this.blocks.filter((b) => !this.ignored(b));
+  }
+
   private ignored(b: RamBlock): boolean {
     return ramBlockIgnored(b, !!this.opts.ignoreShared);
   }
 
   async saveSetup(f: QemuFileWriter): Promise<void> {
-    const sent = this.blocks.filter((b) => !this.ignored(b));
+    const sent = this.migratedBlocks();
     this.dirtyCounts = new Int32Array(new SharedArrayBuffer(4 * Math.max(1, sent.length)));
     this.states = sent.map((block, index) => {
       const bitmap = new Uint32Array(new SharedArrayBuffer(4 * bitmapWords(block.pages))).fill(0xffffffff);

@@ -64,6 +64,8 @@ export class FdChannel implements ByteChannel {
   private destroyed = false;
   private detached = false;
 
+  private peeker: (Waiter<Uint8Array> & { n: number }) | null = null;
+  private peekRetry: NodeJS.Timeout | null = null;
   private readonly readQueue: Uint8Array[] = [];
   private readHead = 0;
   private readQueued = 0;
@@ -139,6 +141,48 @@ export class FdChannel implements ByteChannel {
       this.reader = { resolve, reject };
       this.pull();
     });
+  }
+
+  /**
+   * The first n bytes waiting on the socket, left there (recv MSG_PEEK): QEMU tells a new
+   * incoming connection's kind by its first bytes (migration_ioc_process_incoming). Fewer than
+   * n only when the peer ended the stream first. Only before the first read(), one at a time.
+   */
+  peek(n: number): Promise<Uint8Array> {
+    const bad = this.unusable();
+    if (bad) return Promise.reject(bad);
+    if (this.flowing || this.peeker) return Promise.reject(new TransportError('EREAD_BUSY', `${this.label}: peek() after read() or during another peek()`));
+    return new Promise((resolve, reject) => {
+      this.peeker = { n, resolve, reject };
+      this.tryPeek();
+    });
+  }
+
+  private tryPeek(): void {
+    const p = this.peeker;
+    if (!p || this.fdNumber === undefined) return;
+    const buf = Buffer.alloc(p.n);
+    let got: number;
+    try {
+      got = native.peek(this.fdNumber, buf, 0, p.n);
+    } catch (e) {
+      return this.fail(TransportError.fromSyscall(e, this.label));
+    }
+    if (got === p.n || got === 0) {
+      this.peeker = null;
+      this.updatePoll();
+      return p.resolve(buf.subarray(0, got));
+    }
+    if (got > 0) {
+      // Part of it is there: readability stays on, so poll again a little later instead.
+      this.poll.set(0);
+      this.peekRetry = setTimeout(() => {
+        this.peekRetry = null;
+        this.tryPeek();
+      }, 5);
+      return;
+    }
+    this.updatePoll();
   }
 
   /** read(2) until the socket is empty (a short read says so), it ends, or the mark is hit. */
@@ -324,6 +368,7 @@ export class FdChannel implements ByteChannel {
     const r = this.reader;
     this.reader = null;
     r?.resolve(null); // only reached without an error: fail() already rejected it otherwise
+    this.settlePeek(this.destroyedError());
     settle(this.drainers, this.destroyedError());
     settle(this.flushers, this.destroyedError());
     this.release();
@@ -339,6 +384,7 @@ export class FdChannel implements ByteChannel {
       this.writeQueued > 0 && `${this.writeQueued} bytes not yet written`,
       this.readQueued > 0 && `${this.readQueued} bytes read ahead`,
       this.reader && 'a read() pending',
+      this.peeker && 'a peek() pending',
     ].find(Boolean);
     if (busy) throw new TransportError('EDETACH_PENDING', `${this.label}: cannot detach with ${busy}`);
     const fd = this.fdNumber!;
@@ -350,7 +396,10 @@ export class FdChannel implements ByteChannel {
   }
 
   private onReady(events: number, failed: boolean): void {
-    if (events & UV_READABLE) this.pull();
+    if (events & UV_READABLE) {
+      if (this.peeker) this.tryPeek();
+      else this.pull();
+    }
     if (events & UV_WRITABLE && this.writeQueued > 0) this.writeOut();
     if (!failed || this.failure || this.fdNumber === undefined) return;
     // POLLERR that neither call reported (reading was paused at the mark, say): take it here
@@ -367,6 +416,7 @@ export class FdChannel implements ByteChannel {
     if (this.fdNumber === undefined) return;
     let events = 0;
     if (this.flowing && !this.eof && !this.failure && this.readQueued < this.readHwm) events |= UV_READABLE;
+    if (this.peeker && !this.peekRetry) events |= UV_READABLE;
     if (this.writeQueued > 0) events |= UV_WRITABLE;
     this.poll.set(events);
   }
@@ -379,9 +429,18 @@ export class FdChannel implements ByteChannel {
     const r = this.reader;
     this.reader = null;
     r?.reject(err);
+    this.settlePeek(err);
     settle(this.drainers, err);
     settle(this.flushers, err);
     this.release();
+  }
+
+  private settlePeek(err: Error): void {
+    if (this.peekRetry) clearTimeout(this.peekRetry);
+    this.peekRetry = null;
+    const p = this.peeker;
+    this.peeker = null;
+    p?.reject(err);
   }
 
   private closeIfFinished(): void {

@@ -8,6 +8,7 @@ import type { VirtMachine } from '../../machine/virt';
 import type { ByteChannel, QemuFileWriter } from '../../stream';
 import type { MigrationAddress } from '../../transport/uri';
 import { MigrationError } from '../errors';
+import type { MultifdSender } from '../multifd';
 import type { MigrationOptions } from '../options';
 import type { RamSaver } from '../ram-save';
 import type { MigrationRunState } from '../run-state';
@@ -38,6 +39,8 @@ export interface OutgoingStats {
   downtime: number;
   expectedDowntime: number;
   transferred: number;
+  /** bytes on the multifd channels (included in transferred) */
+  multifdBytes: number;
   remaining: number;
   total: number;
   duplicate: number;
@@ -63,6 +66,8 @@ export class OutgoingContext {
   sv: SaveVm | null = null;
   estimator: SwitchoverEstimator | null = null;
   throttle: Throttle | null = null;
+  /** multifd: the page channels beside the main one */
+  multifd: MultifdSender | null = null;
   rp: ReturnPath | null = null;
   cancelled = false;
   /** switchover-ack: the destination said it may switch over. */
@@ -101,6 +106,7 @@ export class OutgoingContext {
       downtime: 0,
       expectedDowntime: deps.options.params['downtime-limit'],
       transferred: 0,
+      multifdBytes: 0,
       remaining: 0,
       total: 0,
       duplicate: 0,
@@ -138,6 +144,11 @@ export class OutgoingContext {
       this.checkCancel();
       throw new MigrationError('EMIG_STATE', `migration status is ${this.state.status}, expected ${from}`);
     }
+  }
+
+  /** Bytes sent on the main stream and every multifd channel (QEMU's migration_transferred_bytes). */
+  transferred(): number {
+    return (this.f?.position ?? 0) + (this.multifd?.bytes ?? 0);
   }
 
   pagesSent(): number {
