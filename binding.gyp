@@ -14,7 +14,8 @@
         "native/fd-io.cc",
         "native/locked-write.cc",
         "native/pagemap.cc",
-        "native/page-io.cc"
+        "native/page-io.cc",
+        "native/thread.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

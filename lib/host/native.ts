@@ -187,6 +187,10 @@ export interface NativeAddon {
   /** Clears each listed page that is not already all zeros → pages written. */
   zeroPages(base: number, bytes: number, pages: Int32Array, count: number): number;
 
+  // ── threads (native/thread.cc) ───────────────────────────────────────────────────────────
+  /** prctl(PR_SET_NAME): the calling thread's name as /proc, top and perf show it (≤ 15 bytes). */
+  setThreadName(name: string): void;
+
   // ── PAGEMAP_SCAN (native/pagemap.cc) ─────────────────────────────────────────────────────
   pagemapOpen(): number;
   /** Fills out with [start, end, categories] triples; see native/pagemap.cc. */

@@ -11,7 +11,9 @@
  *   any other sink (file:, exec:, an in-memory pipe)
  *     native.ramSendRecords(-1, …)  every record copied to scratch, queued as one chunk
  *
- * A queued chunk belongs to the channel until written, so scratch is replaced after a spill.
+ * A queued chunk belongs to the channel until written: a socket's spill has been written by
+ * the time the next run goes directly (that waits for an empty queue), so scratch is reused;
+ * for any other sink scratch is replaced once handed over.
  * Page bytes are read while the guest runs: the dirty bit was cleared first, so a page that
  * changes under the send is dirty again and goes again next pass (as in QEMU).
  */
@@ -76,7 +78,9 @@ export class RecordSender {
     if (out[4] > 0) {
       f.putBufferRef(this.scratch.subarray(out[3], out[3] + out[4]));
       f.flush();
-      this.scratch = Buffer.allocUnsafeSlow(this.scratch.length);
+      // A socket sink is written directly again only once its queue is empty, so the spill
+      // is gone by then and scratch can be used again; any other sink may keep it for good.
+      if (fd < 0) this.scratch = Buffer.allocUnsafeSlow(this.scratch.length);
     }
   }
 }

@@ -74,8 +74,8 @@ export class FdChannel implements ByteChannel {
   private reader: Waiter<Uint8Array | null> | null = null;
   private slab: Buffer | null = null;
   private slabUsed = 0;
-  /** chunks handed out and not released, per slab */
-  private readonly slabChunks = new Map<ArrayBufferLike, number>();
+  /** chunks handed out and not yet recycled, per slab (by its memory) */
+  private readonly slabChunks = new Map<ArrayBufferLike, { slab: Buffer; out: number }>();
   private readonly freeSlabs: Buffer[] = [];
   private readonly readHwm: number;
 
@@ -213,7 +213,9 @@ export class FdChannel implements ByteChannel {
       else {
         chunk = this.slab.subarray(at, at + n);
         this.slabUsed = at + n;
-        this.slabChunks.set(this.slab.buffer, (this.slabChunks.get(this.slab.buffer) ?? 0) + 1);
+        const e = this.slabChunks.get(this.slab.buffer);
+        if (e) e.out++;
+        else this.slabChunks.set(this.slab.buffer, { slab: this.slab, out: 1 });
       }
       const r = this.reader;
       if (r) {
@@ -232,11 +234,11 @@ export class FdChannel implements ByteChannel {
    * read into again. Other chunks are ignored. Call at most once per chunk. */
   recycle(chunk: Uint8Array): void {
     const ab = chunk.buffer;
-    const n = this.slabChunks.get(ab);
-    if (n === undefined) return;
-    if (n > 1) return void this.slabChunks.set(ab, n - 1);
+    const e = this.slabChunks.get(ab);
+    if (e === undefined) return;
+    if (--e.out > 0) return;
     this.slabChunks.delete(ab);
-    if (ab !== this.slab?.buffer && this.freeSlabs.length < FREE_SLABS) this.freeSlabs.push(Buffer.from(ab as ArrayBuffer));
+    if (e.slab !== this.slab && this.freeSlabs.length < FREE_SLABS) this.freeSlabs.push(e.slab);
   }
 
   private finishRead(): void {

@@ -89,6 +89,9 @@ function sync(): void {
 
 let fd = -1;
 
+// QEMU's thread names (with -name debug-threads=on).
+native.setThreadName(`multifdrecv_${d.id}`);
+
 function run(): void {
   fd = share.awaitFd();
   if (fd < 0) return;

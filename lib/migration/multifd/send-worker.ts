@@ -94,6 +94,9 @@ function sendJob(k: number): void {
 
 let fd = -1;
 
+// QEMU's thread names (with -name debug-threads=on).
+native.setThreadName(`multifdsend_${d.id}`);
+
 function run(): void {
   let done = 0;
   fd = share.awaitFd();
