@@ -32,7 +32,7 @@ import { MigrationError } from './errors';
 import type { LiveHandler } from './registry';
 import type { PageRing } from './postcopy/shared';
 import { holeBitmap, nextSetBit, popcount32, ramBlockIgnored } from './ram-pages';
-import { RecordSender, RUN_PAGES, type SendBlock } from './ram-send';
+import { RecordSender, RUN_PAGES, RUN_PAGES_MAIN, type SendBlock } from './ram-send';
 import { RAM_SAVE_FLAG } from './wire';
 
 export { holeBitmap, isZeroPage, nextSetBit, ramBlockIgnored } from './ram-pages';
@@ -98,8 +98,8 @@ export class RamSaver implements LiveHandler {
   multifd: RunChannels | null = null;
   private cur = 0;
   private curPage = 0;
-  private readonly run = new Int32Array(RUN_PAGES);
-  private readonly records = new RecordSender(RUN_PAGES);
+  private readonly run = new Int32Array(RUN_PAGES_MAIN);
+  private readonly records = new RecordSender(RUN_PAGES_MAIN);
   /** zero-page-detection, read once per iteration (it may change between them), not per page. */
   private zeroMode: ZeroPageDetection = 'multifd';
   private readonly now: () => number;
@@ -230,7 +230,7 @@ export class RamSaver implements LiveHandler {
   async saveComplete(f: QemuFileWriter): Promise<void> {
     this.sync();
     this.zeroMode = this.opts.zeroPageDetection();
-    while (await this.sendRun(f, RUN_PAGES)) {
+    while (await this.sendRun(f, this.runPages())) {
       /* everything, rate limit lifted */
     }
     if (this.multifd) await this.multifdFlush(f);
@@ -248,7 +248,13 @@ export class RamSaver implements LiveHandler {
   /** Pages per run under the rate limit: what the window still allows, at least one. */
   private runLimit(f: QemuFileWriter): number {
     const left = f.rateLimitRemaining();
-    return left === Infinity ? RUN_PAGES : Math.max(1, Math.min(RUN_PAGES, Math.ceil(left / (PAGE_SIZE + 8))));
+    const most = this.runPages();
+    return left === Infinity ? most : Math.max(1, Math.min(most, Math.ceil(left / (PAGE_SIZE + 8))));
+  }
+
+  /** A multifd packet's pages with multifd; on the main stream, a longer run per sendmsg. */
+  private runPages(): number {
+    return this.multifd ? RUN_PAGES : RUN_PAGES_MAIN;
   }
 
   /** Every channel sends its SYNC packet, then MULTIFD_FLUSH goes on the main stream: the

@@ -21,9 +21,10 @@ import type { RamBlock } from '../machine/ram';
 import { native } from '../host';
 import type { QemuFileWriter } from '../stream';
 
-/** Pages per run: QEMU's multifd packet (MULTIFD_PACKET_SIZE 512 KiB of 4 KiB pages); the
- * single-channel path uses the same run so both walk the bitmap alike. */
+/** Pages per run with multifd: QEMU's packet (MULTIFD_PACKET_SIZE 512 KiB of 4 KiB pages). */
 export const RUN_PAGES = 128;
+/** Pages per run on the main stream: 1 MiB per sendmsg. */
+export const RUN_PAGES_MAIN = 256;
 
 /** What the senders need of a block being migrated. */
 export interface SendBlock {

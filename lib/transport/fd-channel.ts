@@ -11,9 +11,9 @@
  *
  *   kernel ─read(2)─▶ slab [ handed out │ handed out │ free ……… ] ─read()─▶ caller owns chunk
  *
- *   Buffer ownership: each read(2) lands in the free tail of a 256 KiB slab and read() returns
+ *   Buffer ownership: each read(2) lands in the free tail of a 1 MiB slab and read() returns
  *   a view of exactly those bytes. A region once handed out is never written again (the next
- *   read(2) goes after it, or into a fresh slab when under 64 KiB is left), so the caller owns
+ *   read(2) goes after it, or into a fresh slab when under 256 KiB is left), so the caller owns
  *   the chunk for as long as it keeps it, and may modify it. One kept chunk keeps its whole
  *   slab from the GC, so reads under 4 KiB (return-path messages) are copied out instead.
  *   A reader that is done with a chunk and kept no view of it may hand it back (recycle());
@@ -33,9 +33,12 @@ import type { ByteChannel } from '../stream';
 import { TransportError } from './errors';
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_READ_HIGH_WATER_MARK, type ChannelOptions } from './types';
 
-/** Bytes per read slab: a 256 KiB read(2) per wake-up when the sender is ahead. */
-export const READ_SLAB_BYTES = 256 * 1024;
-const MIN_READ = 64 * 1024;
+/** Bytes per read slab: up to a 1 MiB read(2) per wake-up when the sender is ahead. Measured
+ * on the RAM stream (bench/precopy.ts, idle 1 GiB): 1 MiB reads cost the receiver 0.27 CPU-s
+ * per GB against 0.47 for 256 KiB ones (fewer wake-ups, chunks and promises per byte); 4 MiB
+ * gained nothing more. */
+export const READ_SLAB_BYTES = 1024 * 1024;
+const MIN_READ = 256 * 1024;
 /** Slabs kept for reuse once every chunk of theirs came back (recycle()). */
 const FREE_SLABS = 4;
 const COPY_BELOW = 4096;

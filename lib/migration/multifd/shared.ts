@@ -26,7 +26,9 @@
  */
 import { MULTIFD_PACKET_PAGES } from './wire';
 
-export const SLOTS = 4;
+/** Jobs (packets) a channel may have queued: 8 MiB, so the channel thread still has work while
+ * the main thread waits tens of milliseconds for its event loop on a busy machine. */
+export const SLOTS = 16;
 export const CTL = { POSTED: 0, DONE: 1, QUIT: 2, SYNCS: 3, RELEASE: 4, FD: 5 } as const;
 export const ALL = { PACKET_NUM: 0, DONE_ANY: 1, ARRIVED: 2 } as const;
 export const STAT = { BYTES: 0, NORMAL: 1, ZERO: 2, PACKETS: 3 } as const;
