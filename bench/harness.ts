@@ -44,16 +44,18 @@ export class VmProcess {
   readonly proc: ChildProcess;
   qmp!: QmpClient;
 
-  /** A livemig process, or with `binary` another program taking QEMU's options (QEMU). */
+  /** A livemig process (this build's, or the livemig.js `script` of another build), or with
+   * `binary` another program taking QEMU's options (QEMU). */
   constructor(
     readonly qmpPath: string,
     args: string[],
     binary?: string,
+    script = LIVEMIG,
   ) {
     // LIVEMIG_NODE_ARGS: extra node flags for the livemig processes (e.g. --cpu-prof).
     const nodeArgs = process.env.LIVEMIG_NODE_ARGS ? process.env.LIVEMIG_NODE_ARGS.split(' ') : [];
     const qmp = ['-qmp', `unix:${qmpPath},server=on,wait=off`];
-    const [cmd, argv] = binary ? [binary, [...args, ...qmp]] : [process.execPath, [...nodeArgs, LIVEMIG, ...args, ...qmp]];
+    const [cmd, argv] = binary ? [binary, [...args, ...qmp]] : [process.execPath, [...nodeArgs, script, ...args, ...qmp]];
     this.proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString('latin1')));
     this.proc.stderr!.on('data', (d: Buffer) => process.stderr.write(d));

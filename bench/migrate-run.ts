@@ -15,7 +15,9 @@
 import * as path from 'node:path';
 import { cpuSpent, ROOT, sleep, threadCpu, tmpdir, VmProcess } from './harness';
 
-export type Engine = 'livemig' | 'qemu';
+/** 'other': another livemig build (--other PATH/dist/lib/cli/livemig.js), for before/after
+ * comparisons in the same run. */
+export type Engine = 'livemig' | 'qemu' | 'other';
 
 export interface MigrationRun {
   engine: Engine;
@@ -32,6 +34,8 @@ export interface MigrationRun {
   timeoutS: number;
   autoConverge?: boolean;
   zeroPageDetection?: string;
+  /** engine 'other': that build's dist/lib/cli/livemig.js */
+  otherScript?: string;
 }
 
 /** CPU seconds each side spent from `migrate` to the end, by thread role. */
@@ -68,21 +72,25 @@ export async function runMigration(o: MigrationRun): Promise<MigrationOutcome> {
   if (o.engine === 'qemu') common.push('-name', 'debug-threads=on');
   const binary = o.engine === 'qemu' ? (findQemu() ?? undefined) : undefined;
   if (o.engine === 'qemu' && !binary) throw new Error('qemu-system-riscv64 not found');
-  const src = new VmProcess(path.join(dir, 'src.qmp'), common, binary);
-  const dst = new VmProcess(path.join(dir, 'dst.qmp'), [...common, '-incoming', 'defer'], binary);
+  const script = o.engine === 'other' ? o.otherScript : undefined;
+  if (o.engine === 'other' && !script) throw new Error('no other livemig build given (--other)');
+  const src = new VmProcess(path.join(dir, 'src.qmp'), common, binary, script);
+  const dst = new VmProcess(path.join(dir, 'dst.qmp'), [...common, '-incoming', 'defer'], binary, script);
   try {
     await src.connect();
     await dst.connect();
     const caps = [
       { capability: 'return-path', state: true },
       { capability: 'auto-converge', state: !!o.autoConverge },
-      { capability: 'multifd', state: o.channels > 0 },
+      // Only named when on: a build without multifd refuses the name even when off.
+      ...(o.channels > 0 ? [{ capability: 'multifd', state: true }] : []),
     ];
     for (const v of [src, dst]) {
       await v.qmp.execute('migrate-set-capabilities', { capabilities: caps });
-      const p: Record<string, unknown> = { 'multifd-channels': Math.max(1, o.channels) };
+      const p: Record<string, unknown> = {};
+      if (o.channels > 0) p['multifd-channels'] = o.channels;
       if (o.zeroPageDetection) p['zero-page-detection'] = o.zeroPageDetection;
-      await v.qmp.execute('migrate-set-parameters', p);
+      if (Object.keys(p).length) await v.qmp.execute('migrate-set-parameters', p);
     }
     const sock = path.join(dir, 'mig.sock');
     await dst.qmp.execute('migrate-incoming', { uri: o.transport === 'unix' ? `unix:${sock}` : 'tcp:127.0.0.1:0' });

@@ -23,7 +23,8 @@
  *
  * --channels 0,1,2 runs each case with the main channel only (0) and with multifd over 1 and 2
  * channels; --qemu runs QEMU (qemu-system-riscv64) the same way, with --qemu-channels (0), and
- * skips it with a note when QEMU is not installed. --repeat N runs N rounds, each engine and
+ * skips it with a note when QEMU is not installed; --other PATH runs another livemig build
+ * (its dist/lib/cli/livemig.js) the same way, as 'other', for before/after in one run. --repeat N runs N rounds, each engine and
  * channel count in turn within a round (so a busy spell hits them alike), then prints one
  * `-summary` line per configuration: median, lowest and highest of each figure, and the
  * median stream rate and downtime as ratios of QEMU's and of the main-channel-only run's.
@@ -31,7 +32,7 @@
  * One JSON line per result. Usage:
  *   node dist/bench/precopy.js [--case idle|ab|dirty|all] [--mem 1G,4G] [--ab-mem 1G]
  *     [--channels 0] [--qemu] [--qemu-channels 0] [--repeat 1] [--switch-after 20]
- *     [--transport unix|tcp] [--dirty-mem 1G] [--rates 50,250,1000] [--limits 300,50]
+ *     [--transport unix|tcp] [--other PATH] [--dirty-mem 1G] [--rates 50,250,1000] [--limits 300,50]
  *     [--timeout 180] [--no-auto-converge]
  */
 import { parseSize } from '../lib/util/size';
@@ -41,6 +42,7 @@ import { findQemu, gbps, runLabel, runMigration, type Engine, type MigrationOutc
 interface Config {
   engine: Engine;
   channels: number;
+  otherScript?: string;
 }
 
 type Line = { config: Config; figures: Record<string, number | null>; ratio: number | null };
@@ -51,6 +53,8 @@ const timeoutS = Number(arg('timeout', '180'));
 function configs(): Config[] {
   const list = arg('channels', '0').split(',').map(Number);
   const out: Config[] = list.map((channels) => ({ engine: 'livemig' as Engine, channels }));
+  const other = arg('other', '');
+  if (other) out.unshift({ engine: 'other', channels: 0, otherScript: other });
   if (flag('qemu')) {
     if (findQemu()) for (const channels of arg('qemu-channels', '0').split(',').map(Number)) out.unshift({ engine: 'qemu', channels });
     else report({ bench: 'precopy', params: { qemu: 'skipped' }, figures: { note: 'qemu-system-riscv64 not found: QEMU runs skipped' }, ceiling: null, ratio: null });

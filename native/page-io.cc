@@ -322,11 +322,12 @@ Napi::Value RamLoadRecords(const Napi::CallbackInfo& info) {
     const uint64_t addr = v - flags;
     if (addr >= bytes) break;
     const uint64_t p = addr / kPage;
-    const bool isHole = hole && ((hole[p >> 5] >> (p & 31)) & 1u);
+    const bool isHole = hole && ((__atomic_load_n(&hole[p >> 5], __ATOMIC_SEQ_CST) >> (p & 31)) & 1u);
     if (flags == (kFlagPage | kFlagContinue)) {
       if (end - off < 8 + kPage) break;
       std::memcpy(base + addr, buf.data + off + 8, kPage);
-      if (isHole) hole[p >> 5] &= ~(1u << (p & 31));
+      // Atomic: multifd channel threads clear bits of the same words.
+      if (isHole) __atomic_fetch_and(&hole[p >> 5], ~(1u << (p & 31)), __ATOMIC_SEQ_CST);
       if (static_cast<double>(addr) > highest) highest = static_cast<double>(addr);
       normal++;
       off += 8 + kPage;

@@ -19,6 +19,7 @@
  * fails the load and the source keeps the guest.
  */
 import { performance } from 'node:perf_hooks';
+import type { RamBlock } from '../machine/ram';
 import type { VirtMachine } from '../machine/virt';
 import { QemuFileReader, VMDESC_JSON_MAX, type ByteChannel } from '../stream';
 import { MigrationError } from './errors';
@@ -30,7 +31,7 @@ import { PostcopyDestination, type PostcopyState } from './postcopy/destination'
 import { abortChannel, type PostcopyDestinationStats } from './postcopy/shared';
 import { decodeCounted } from './postcopy/wire';
 import { ramBlockIgnored } from './ram-pages';
-import { RamLoader } from './ram-load';
+import { knownZeroPages, RamLoader } from './ram-load';
 import { be32At, ReturnPathWriter } from './return-path';
 import type { MigrationRunState } from './run-state';
 import { configurationFor, globalStateFor, machineRegistry, streamFormat } from './sections';
@@ -67,6 +68,7 @@ export class IncomingMigration {
   /** multifd: the page channels, accepted beside the main one (manager.ts) */
   readonly multifd: MultifdReceiver | null = null;
   private multifdFailure: MigrationError | null = null;
+  private readonly knownZero = new Map<RamBlock, Uint32Array | null>();
   errorDesc: string | undefined;
   private readonly now: () => number;
 
@@ -74,10 +76,15 @@ export class IncomingMigration {
     this.now = deps.now ?? (() => performance.now());
     const { machine, options } = deps;
     if (options.caps.multifd) {
+      // Which pages are still zero, shared with the channel threads: a zero page there costs
+      // nothing (reading a never-written page to check it would allocate it).
+      const blocks = machine.ramBlocks.filter((b) => !ramBlockIgnored(b, options.caps['x-ignore-shared']));
+      for (const b of blocks) this.knownZero.set(b, knownZeroPages(b, !machine.hasRun));
       this.multifd = new MultifdReceiver({
         channels: options.params['multifd-channels'],
         uuid: machine.uuid ?? new Uint8Array(16),
-        blocks: machine.ramBlocks.filter((b) => !ramBlockIgnored(b, options.caps['x-ignore-shared'])),
+        blocks,
+        knownZero: blocks.map((b) => this.knownZero.get(b) ?? null),
         populate: () => {
           const p = machine.populateAhead();
           return { shared: p.shared, block: p.block };
@@ -117,6 +124,7 @@ export class IncomingMigration {
     populate?.gate();
     const ram = new RamLoader(machine.ramBlocks, { pristine: !machine.hasRun, populate, ignoreShared });
     ram.multifd = this.multifd;
+    if (this.multifd) ram.knownZero = (b) => this.knownZero.get(b) ?? null;
     this.ram = ram;
     const global = globalStateFor(() => 'inmigrate');
     this.global = global;

@@ -55,7 +55,7 @@ export interface RamLoadCounters {
 
 /** Pages whose dirty byte is clear, as a bitmap (see the `pristine` constructor option). */
 function cleanPages(block: RamBlock): Uint32Array {
-  const bits = new Uint32Array(Math.ceil(block.pages / 32));
+  const bits = new Uint32Array(new SharedArrayBuffer(4 * Math.ceil(block.pages / 32)));
   const d = block.dirty;
   for (let p = 0; p < block.pages; p++) if (d[p] === 0) bits[p >>> 5] |= 1 << (p & 31);
   return bits;
@@ -72,6 +72,21 @@ export interface RamLoaderOptions {
   ignoreShared?: boolean;
 }
 
+/**
+ * Which pages of `block` are known zero before anything arrives (one bit per page, in shared
+ * memory): with `pristine`, those whose dirty byte is clear; else the holes of its backing
+ * file; null when neither can tell. Bits are cleared, atomically, by whoever writes a page's
+ * data — this loader, or a multifd channel thread, which shares the bitmap.
+ */
+export function knownZeroPages(block: RamBlock, pristine: boolean): Uint32Array | null {
+  if (pristine) return cleanPages(block);
+  const h = holeBitmap(block);
+  if (!h) return null;
+  const shared = new Uint32Array(new SharedArrayBuffer(h.byteLength));
+  shared.set(h);
+  return shared;
+}
+
 export class RamLoader implements LiveHandler {
   readonly counters: RamLoadCounters = { normal: 0, duplicate: 0 };
   private readonly byName = new Map<string, LoadBlock>();
@@ -81,6 +96,8 @@ export class RamLoader implements LiveHandler {
   private postcopy: RamPostcopy | null = null;
   /** multifd: pages arrive on the channels; MULTIFD_FLUSH waits for them (multifd/recv.ts) */
   multifd: { flush(): Promise<void> } | null = null;
+  /** multifd: the known-zero bitmaps the channel threads share (knownZeroPages), by block */
+  knownZero: ((block: RamBlock) => Uint32Array | null) | null = null;
 
   private readonly runOut = new Float64Array(3);
   private readonly pristine: boolean;
@@ -224,9 +241,7 @@ export class RamLoader implements LiveHandler {
       }
       left -= len;
     }
-    // With multifd, channel threads write pages this thread does not see, so "never written"
-    // cannot be known here: every zero record looks at the page.
-    for (const b of this.byName.values()) b.holes = this.multifd ? null : this.pristine ? cleanPages(b.block) : holeBitmap(b.block);
+    for (const b of this.byName.values()) b.holes = this.knownZero?.(b.block) ?? knownZeroPages(b.block, this.pristine);
     this.blockListSeen = true;
   }
 
@@ -275,7 +290,8 @@ export class RamLoader implements LiveHandler {
       }
       pc.received[b.index][page >>> 5] |= 1 << (page & 31);
     }
-    if (b.holes !== null) b.holes[page >>> 5] &= ~(1 << (page & 31));
+    // Atomic: multifd channel threads clear bits of the same words.
+    if (b.holes !== null) Atomics.and(b.holes, page >>> 5, ~(1 << (page & 31)));
     if (this.populate !== null && b.block === this.populate.block) this.populate.advance(addr);
     const w = Math.floor(page / PAGES_PER_WINDOW);
     f.getRangeInto(b.bytes[w], (page - w * PAGES_PER_WINDOW) * PAGE_SIZE, PAGE_SIZE);

@@ -178,10 +178,12 @@ describe('multifd between processes', () => {
     const info = await src.waitStatus(['failed', 'completed', 'cancelled']);
     expect(relay.cut).toBe(true);
     expect(info.status).toBe('failed');
-    expect(info['error-desc']).toMatch(/multifd|channel|EPIPE|ECONNRESET|broken|closed/i);
+    expect(info['error-desc']).toMatch(/multifd.*channel 1/);
     expect((await src.qmp.execute('query-status')).status).toBe('running');
     await src.printsMore();
+    // The destination fails too: on the cut channel, or on the main stream the source closed
+    // on failing, whichever it notices first.
     expect(await dst.exited).toBe(1);
-    expect(dst.stderr).toMatch(/multifd|channel/);
+    expect(dst.stderr).toMatch(/load of migration failed/);
   });
 });

@@ -155,7 +155,7 @@ describe('a receiving channel fed a hostile peer over a socket', () => {
     const [mine, theirs] = native.socketPair(1);
     let failed: (e: MigrationError | null) => void = () => undefined;
     const failure = new Promise<MigrationError | null>((r) => (failed = r));
-    const rx = new MultifdReceiver({ channels: 2, uuid: UUID, blocks, populate: () => null, onFailure: (e) => failed(e) });
+    const rx = new MultifdReceiver({ channels: 2, uuid: UUID, blocks, knownZero: [null], populate: () => null, onFailure: (e) => failed(e) });
     try {
       native.lockedWriteAll(mine, init, 1000);
       if (packet) native.lockedWriteAll(mine, packet, 1000);

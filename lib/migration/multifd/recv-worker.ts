@@ -6,7 +6,9 @@
  *   header (320 bytes)  checked (wire.ts decodeHeader): magic, version, flags, page counts,
  *                       next_packet_size; then the offsets, each checked against the block
  *   normal pages        native.recvPages: read straight into guest RAM, one vector
- *   zero pages          native.zeroPages: written only where RAM is not already zero
+ *   zero pages          nothing for a page still known zero (never written: looking would
+ *                       allocate it); else native.zeroPages, which writes only where RAM is
+ *                       not already zero
  *   SYNC                counted (ctl[SYNCS]); the thread then waits until the main thread,
  *                       at MULTIFD_FLUSH on the main stream, has seen every channel's SYNC
  *                       and releases them (ctl[RELEASE]): no page of the next pass is placed
@@ -30,6 +32,9 @@ export interface RecvWorkerData {
   all: SharedArrayBuffer;
   /** the populate worker's cursor for block `block` (virt.ts advancePopulate) */
   populate: { shared: SharedArrayBuffer; block: number } | null;
+  /** per block, one bit per page known zero (ram-load.ts knownZeroPages), shared with the
+   * loader and the other channels; cleared (atomically) before a page's data is written */
+  knownZero: Array<SharedArrayBuffer | null>;
 }
 
 export type FromRecvWorker = { type: 'error'; code: string; field?: string; detail: string } | { type: 'ended' };
@@ -43,6 +48,7 @@ const head = Buffer.alloc(MULTIFD_HEADER_BYTES + 8 * MULTIFD_PACKET_PAGES);
 const normal = new Int32Array(MULTIFD_PACKET_PAGES);
 const zero = new Int32Array(MULTIFD_PACKET_PAGES);
 const byName = new Map(d.blocks.map((b, i) => [b.name, i]));
+const knownZero = d.knownZero.map((z) => (z ? new Uint32Array(z) : null));
 
 const quitting = () => Atomics.load(ctl, CTL.QUIT) !== 0;
 
@@ -64,8 +70,15 @@ function readPacket(): boolean {
     if (native.readFull(fd, head, MULTIFD_HEADER_BYTES, 8 * count) < 8 * count) truncated('the page offsets');
     decodeOffsets(head, MULTIFD_HEADER_BYTES, h.normal, b.size, normal, b.name);
     decodeOffsets(head, MULTIFD_HEADER_BYTES + 8 * h.normal, h.zero, b.size, zero, b.name);
+    const kz = knownZero[bi];
+    if (kz) for (let k = 0; k < h.normal; k++) Atomics.and(kz, normal[k] >>> 5, ~(1 << (normal[k] & 31)));
     if (h.normal > 0 && native.recvPages(fd, b.addr, b.size, normal, h.normal) < h.normal * PAGE) truncated('the pages');
-    if (h.zero > 0) native.zeroPages(b.addr, b.size, zero, h.zero);
+    let nz = h.zero;
+    if (kz) {
+      nz = 0;
+      for (let k = 0; k < h.zero; k++) if ((Atomics.load(kz, zero[k] >>> 5) & (1 << (zero[k] & 31))) === 0) zero[nz++] = zero[k];
+    }
+    if (nz > 0) native.zeroPages(b.addr, b.size, zero, nz);
     if (d.populate && d.populate.block === bi && h.normal > 0) advancePopulate(d.populate.shared, normal[h.normal - 1] * PAGE);
   }
   const st = share.stats;

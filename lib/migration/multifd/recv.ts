@@ -35,6 +35,8 @@ export interface MultifdReceiverOptions {
   uuid: Uint8Array;
   /** the blocks pages may arrive for */
   blocks: readonly RamBlock[];
+  /** per block, the pages known zero (ram-load.ts knownZeroPages, shared memory) or null */
+  knownZero: ReadonlyArray<Uint32Array | null>;
   /** the populate worker's cursor and its block, when one runs */
   populate(): { shared: SharedArrayBuffer; block: RamBlock } | null;
   onFailure(err: MigrationError): void;
@@ -103,6 +105,7 @@ export class MultifdReceiver {
       share: share.buffer,
       all: this.all.buffer as SharedArrayBuffer,
       populate: pop ? { shared: pop.shared, block: this.o.blocks.indexOf(pop.block) } : null,
+      knownZero: this.o.knownZero.map((z) => (z ? (z.buffer as SharedArrayBuffer) : null)),
     };
     const worker = new Worker(workerPath('recv-worker'), { workerData: data, name: `multifdrecv_${id}` });
     // The migration's own handles keep the process alive while it runs; a thread never handed
