@@ -14,7 +14,9 @@
         "native/fd-io.cc",
         "native/locked-write.cc",
         "native/pagemap.cc",
+        "native/page-util.cc",
         "native/page-io.cc",
+        "native/ram-records.cc",
         "native/thread.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -15,6 +15,7 @@ void InitFdIo(Napi::Env env, Napi::Object exports);
 void InitLockedWrite(Napi::Env env, Napi::Object exports);
 void InitPagemap(Napi::Env env, Napi::Object exports);
 void InitPageIo(Napi::Env env, Napi::Object exports);
+void InitRamRecords(Napi::Env env, Napi::Object exports);
 void InitThread(Napi::Env env, Napi::Object exports);
 }  // namespace livemig
 
@@ -29,6 +30,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   livemig::InitLockedWrite(env, exports);
   livemig::InitPagemap(env, exports);
   livemig::InitPageIo(env, exports);
+  livemig::InitRamRecords(env, exports);
   livemig::InitThread(env, exports);
   return exports;
 }

@@ -188,8 +188,8 @@ export class IncomingMigration {
 
   /** A connection that starts with the multifd magic (peeked): one of the page channels. */
   adoptMultifd(ch: ByteChannel): void {
-    const fdc = ch as ByteChannel & { peek?: unknown; detach?: unknown };
-    if (!this.multifd || !fdc.peek || !fdc.detach) return ch.destroy();
+    const fdc = ch as ByteChannel & { detach?: unknown };
+    if (!this.multifd || ch.fd === undefined || !fdc.detach) return ch.destroy();
     void this.multifd.adopt(ch as import('../transport/fd-channel').FdChannel);
   }
 

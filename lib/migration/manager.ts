@@ -16,14 +16,14 @@
 import { EventEmitter } from 'node:events';
 import type { VirtMachine } from '../machine/virt';
 import type { ByteChannel } from '../stream';
-import { connectAddress, listenAddress, parseUri, supportsMultiChannel, type IncomingListener, type MigrationAddress } from '../transport';
+import { connectAddress, listenAddress, parseUri, peekSocket, supportsMultiChannel, type IncomingListener, type MigrationAddress } from '../transport';
 import { MigrationError } from './errors';
 import { IncomingMigration } from './incoming';
 import { sourceInfo, type MigrationInfo } from './info';
 import { MigrationOptions, refusedParameters, type MigrationHostSupport } from './options';
 import { OutgoingMigration } from './outgoing';
 import { postcopyUnsupportedReason } from './postcopy/destination';
-import { MULTIFD_MAGIC } from './multifd';
+import { MISSING_CHANNEL_MS, MULTIFD_MAGIC } from './multifd';
 import { MigrationRunState } from './run-state';
 import { isRunning, isTerminal, MigrationState, type MigrationStatus } from './state';
 import { QEMU_VM_FILE_MAGIC } from './wire';
@@ -328,8 +328,7 @@ function acceptMultifd(listener: IncomingListener, inc: IncomingMigration, chann
   return new Promise((resolve, reject) => {
     let main = false;
     const classify = async (ch: ByteChannel): Promise<void> => {
-      const peek = (ch as ByteChannel & { peek?(n: number): Promise<Uint8Array> }).peek;
-      const head = peek ? await peek.call(ch, 4) : new Uint8Array(0);
+      const head = ch.fd !== undefined ? await peekSocket(ch.fd, 4, MISSING_CHANNEL_MS, 'multifd') : new Uint8Array(0);
       const magic = head.length === 4 ? Buffer.from(head).readUInt32BE(0) : -1;
       if (magic === QEMU_VM_FILE_MAGIC && !main) {
         main = true;

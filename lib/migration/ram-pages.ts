@@ -47,6 +47,40 @@ export function nextSetBit(bitmap: Uint32Array, from: number, limit: number): nu
   }
 }
 
+/**
+ * Claims up to `max` set bits of `bm` at or after `from` (below `limit`) into run[0, n), in
+ * order, a word at a time — one Atomics.and per 32 pages, so a bit another thread clears first
+ * (the postcopy page server) is never claimed twice. `at.next` is where the scan goes on. May
+ * claim none while moving on, when another thread took the bits first.
+ */
+export function claimRun(bm: Uint32Array, from: number, limit: number, max: number, run: Int32Array, at: { next: number }): number {
+  let n = 0;
+  let w = from >>> 5;
+  for (let mask = (0xffffffff << (from & 31)) | 0; w < bm.length && n < max; w++, mask = -1) {
+    const avail = bm[w] & mask;
+    if (avail === 0) continue;
+    // More dirty pages than room: take the lowest ones and stop inside this word.
+    let want = avail;
+    const partial = popcount32(avail) > max - n;
+    if (partial) {
+      want = 0;
+      for (let v = avail, room = max - n; room > 0; room--) {
+        const low = v & -v;
+        want |= low;
+        v ^= low;
+      }
+    }
+    const got = Atomics.and(bm, w, ~want) & want;
+    for (let v = got; v !== 0; v &= v - 1) run[n++] = (w << 5) + (31 - Math.clz32(v & -v));
+    if (partial) {
+      at.next = (w << 5) + (32 - Math.clz32(want));
+      return n;
+    }
+  }
+  at.next = Math.min(w << 5, limit);
+  return n;
+}
+
 /** Set bits of a 32-bit word. */
 export function popcount32(v: number): number {
   v = v - ((v >>> 1) & 0x55555555);

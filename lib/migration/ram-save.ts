@@ -31,8 +31,8 @@ import type { QemuFileReader, QemuFileWriter } from '../stream';
 import { MigrationError } from './errors';
 import type { LiveHandler } from './registry';
 import type { PageRing } from './postcopy/shared';
-import { holeBitmap, nextSetBit, popcount32, ramBlockIgnored } from './ram-pages';
-import { RecordSender, RUN_PAGES, RUN_PAGES_MAIN, type SendBlock } from './ram-send';
+import { claimRun, holeBitmap, nextSetBit, ramBlockIgnored } from './ram-pages';
+import { RecordSender, RUN_PAGES, RUN_PAGES_MAIN, type RunChannels, type SendBlock, type ZeroPageDetection } from './ram-send';
 import { RAM_SAVE_FLAG } from './wire';
 
 export { holeBitmap, isZeroPage, nextSetBit, ramBlockIgnored } from './ram-pages';
@@ -40,7 +40,7 @@ export { holeBitmap, isZeroPage, nextSetBit, ramBlockIgnored } from './ram-pages
 /** QEMU ends an iteration after 50 ms (MAX_WAIT); checked after every run. */
 const MAX_ITERATION_MS = 50;
 
-export type ZeroPageDetection = 'none' | 'legacy' | 'multifd';
+export type { RunChannels, ZeroPageDetection } from './ram-send';
 
 export interface RamSaveCounters {
   /** Pages sent as PAGE (or as a multifd normal page). */
@@ -60,17 +60,6 @@ export interface RamSaveOptions {
   /** x-ignore-shared: send each block's guest physical address and no pages of the blocks
    * another process shares by a named file (ramBlockIgnored). */
   ignoreShared?: boolean;
-}
-
-/** Where runs go instead of the main stream when multifd is on (multifd/send.ts). */
-export interface RunChannels {
-  /** Hands pages run[0, n) of `s` to a channel (waiting for one to be free); with
-   * zero-page-detection legacy the zero pages among them go as records through `records`. */
-  queue(f: QemuFileWriter, s: SendBlock, run: Int32Array, n: number, zero: ZeroPageDetection, records: RecordSender): Promise<void>;
-  /** Every channel sends what it holds and a SYNC packet (multifd_ram_flush_and_sync). */
-  flushAndSync(): Promise<void>;
-  readonly normalPages: number;
-  readonly zeroPages: number;
 }
 
 interface BlockState extends SendBlock {
@@ -99,6 +88,7 @@ export class RamSaver implements LiveHandler {
   private cur = 0;
   private curPage = 0;
   private readonly run = new Int32Array(RUN_PAGES_MAIN);
+  private readonly scan = { next: 0 };
   private readonly records = new RecordSender(RUN_PAGES_MAIN);
   /** zero-page-detection, read once per iteration (it may change between them), not per page. */
   private zeroMode: ZeroPageDetection = 'multifd';
@@ -287,37 +277,12 @@ export class RamSaver implements LiveHandler {
     return false;
   }
 
-  /** Claims up to `max` dirty pages of `s` from the scan position into this.run, in address
-   * order, a bitmap word at a time, and moves the scan position past them. May claim none
-   * (the page server took them first) while still moving on. */
+  /** Claims up to `max` dirty pages of `s` from the scan position into this.run and moves the
+   * scan position past them (claimRun in ram-pages.ts). */
   private claimRun(s: BlockState, max: number): number {
-    const bm = s.bitmap;
-    const run = this.run;
-    let n = 0;
-    let w = this.curPage >>> 5;
-    for (let mask = (0xffffffff << (this.curPage & 31)) | 0; w < bm.length && n < max; w++, mask = -1) {
-      const avail = bm[w] & mask;
-      if (avail === 0) continue;
-      // More dirty pages than room: take the lowest ones and stop inside this word.
-      let want = avail;
-      const partial = popcount32(avail) > max - n;
-      if (partial) {
-        want = 0;
-        for (let v = avail, room = max - n; room > 0; room--) {
-          const low = v & -v;
-          want |= low;
-          v ^= low;
-        }
-      }
-      const got = Atomics.and(bm, w, ~want) & want;
-      for (let v = got; v !== 0; v &= v - 1) run[n++] = (w << 5) + (31 - Math.clz32(v & -v));
-      if (got !== 0) Atomics.sub(this.dirtyCounts, s.index, popcount32(got));
-      if (partial) {
-        this.curPage = (w << 5) + (32 - Math.clz32(want));
-        return n;
-      }
-    }
-    this.curPage = Math.min(w << 5, s.block.pages);
+    const n = claimRun(s.bitmap, this.curPage, s.block.pages, max, this.run, this.scan);
+    if (n !== 0) Atomics.sub(this.dirtyCounts, s.index, n);
+    this.curPage = this.scan.next;
     return n;
   }
 

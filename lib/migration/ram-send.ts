@@ -26,6 +26,19 @@ export const RUN_PAGES = 128;
 /** Pages per run on the main stream: 1 MiB per sendmsg. */
 export const RUN_PAGES_MAIN = 256;
 
+export type ZeroPageDetection = 'none' | 'legacy' | 'multifd';
+
+/** Where runs go instead of the main stream when multifd is on (multifd/send.ts). */
+export interface RunChannels {
+  /** Hands pages run[0, n) of `s` to a channel (waiting for one to be free); with
+   * zero-page-detection legacy the zero pages among them go as records through `records`. */
+  queue(f: QemuFileWriter, s: SendBlock, run: Int32Array, n: number, zero: ZeroPageDetection, records: RecordSender): Promise<void>;
+  /** Every channel sends what it holds and a SYNC packet (multifd_ram_flush_and_sync). */
+  flushAndSync(): Promise<void>;
+  readonly normalPages: number;
+  readonly zeroPages: number;
+}
+
 /** What the senders need of a block being migrated. */
 export interface SendBlock {
   readonly block: RamBlock;

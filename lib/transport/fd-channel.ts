@@ -11,14 +11,10 @@
  *
  *   kernel ─read(2)─▶ slab [ handed out │ handed out │ free ……… ] ─read()─▶ caller owns chunk
  *
- *   Buffer ownership: each read(2) lands in the free tail of a 1 MiB slab and read() returns
- *   a view of exactly those bytes. A region once handed out is never written again (the next
- *   read(2) goes after it, or into a fresh slab when under 256 KiB is left), so the caller owns
- *   the chunk for as long as it keeps it, and may modify it. One kept chunk keeps its whole
- *   slab from the GC, so reads under 4 KiB (return-path messages) are copied out instead.
- *   A reader that is done with a chunk and kept no view of it may hand it back (recycle());
- *   a slab all of whose chunks came back is read into again instead of a fresh one, since
- *   fresh memory costs a page fault per 4 KiB inside read(2).
+ *   Buffer ownership (read-slabs.ts): read() returns a view of exactly what one read(2) put in
+ *   a 1 MiB slab; a region once handed out is never written again, so the caller owns the
+ *   chunk for as long as it keeps it, and may modify it. A caller that is done with a chunk and
+ *   kept no view of it may give it back (recycle()) for its memory to be read into again.
  *
  * Write side — writev(2) at once when nothing is queued; the rest is queued as it is (views,
  * never copied) and written on writability. write() is false at `highWaterMark` queued bytes;
@@ -31,17 +27,10 @@
 import { FdPoll, native, UV_READABLE, UV_WRITABLE } from '../host';
 import type { ByteChannel } from '../stream';
 import { TransportError } from './errors';
+import { ReadSlabs } from './read-slabs';
+export { READ_SLAB_BYTES } from './read-slabs';
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_READ_HIGH_WATER_MARK, type ChannelOptions } from './types';
 
-/** Bytes per read slab: up to a 1 MiB read(2) per wake-up when the sender is ahead. Measured
- * on the RAM stream (bench/precopy.ts, idle 1 GiB): 1 MiB reads cost the receiver 0.27 CPU-s
- * per GB against 0.47 for 256 KiB ones (fewer wake-ups, chunks and promises per byte); 4 MiB
- * gained nothing more. */
-export const READ_SLAB_BYTES = 1024 * 1024;
-const MIN_READ = 256 * 1024;
-/** Slabs kept for reuse once every chunk of theirs came back (recycle()). */
-const FREE_SLABS = 4;
-const COPY_BELOW = 4096;
 const MAX_IOV = 1024;
 const EMPTY = new Uint8Array(0);
 
@@ -67,19 +56,13 @@ export class FdChannel implements ByteChannel {
   private destroyed = false;
   private detached = false;
 
-  private peeker: (Waiter<Uint8Array> & { n: number }) | null = null;
-  private peekRetry: NodeJS.Timeout | null = null;
   private readonly readQueue: Uint8Array[] = [];
   private readHead = 0;
   private readQueued = 0;
   private eof: boolean;
   private flowing = false;
   private reader: Waiter<Uint8Array | null> | null = null;
-  private slab: Buffer | null = null;
-  private slabUsed = 0;
-  /** chunks handed out and not yet recycled, per slab (by its memory) */
-  private readonly slabChunks = new Map<ArrayBufferLike, { slab: Buffer; out: number }>();
-  private readonly freeSlabs: Buffer[] = [];
+  private readonly slabs = new ReadSlabs();
   private readonly readHwm: number;
 
   private readonly canWrite: boolean;
@@ -146,63 +129,14 @@ export class FdChannel implements ByteChannel {
     });
   }
 
-  /**
-   * The first n bytes waiting on the socket, left there (recv MSG_PEEK): QEMU tells a new
-   * incoming connection's kind by its first bytes (migration_ioc_process_incoming). Fewer than
-   * n only when the peer ended the stream first. Only before the first read(), one at a time.
-   */
-  peek(n: number): Promise<Uint8Array> {
-    const bad = this.unusable();
-    if (bad) return Promise.reject(bad);
-    if (this.flowing || this.peeker) return Promise.reject(new TransportError('EREAD_BUSY', `${this.label}: peek() after read() or during another peek()`));
-    return new Promise((resolve, reject) => {
-      this.peeker = { n, resolve, reject };
-      this.tryPeek();
-    });
-  }
-
-  private tryPeek(): void {
-    const p = this.peeker;
-    if (!p || this.fdNumber === undefined) return;
-    const buf = Buffer.alloc(p.n);
-    let got: number;
-    try {
-      got = native.peek(this.fdNumber, buf, 0, p.n);
-    } catch (e) {
-      return this.fail(TransportError.fromSyscall(e, this.label));
-    }
-    if (got === p.n || got === 0) {
-      this.peeker = null;
-      this.updatePoll();
-      return p.resolve(buf.subarray(0, got));
-    }
-    if (got > 0) {
-      // Part of it is there: readability stays on, so poll again a little later instead.
-      this.poll.set(0);
-      this.peekRetry = setTimeout(() => {
-        this.peekRetry = null;
-        this.tryPeek();
-      }, 5);
-      return;
-    }
-    this.updatePoll();
-  }
-
   /** read(2) until the socket is empty (a short read says so), it ends, or the mark is hit. */
   private pull(): void {
     const fd = this.fdNumber;
     while (fd !== undefined && !this.eof && !this.failure && (this.reader || this.readQueued < this.readHwm)) {
-      if (!this.slab || this.slab.length - this.slabUsed < MIN_READ) {
-        const old = this.slab;
-        this.slab = this.freeSlabs.pop() ?? Buffer.allocUnsafeSlow(READ_SLAB_BYTES);
-        this.slabUsed = 0;
-        if (old && !this.slabChunks.has(old.buffer) && this.freeSlabs.length < FREE_SLABS) this.freeSlabs.push(old);
-      }
-      const at = this.slabUsed;
-      const room = this.slab.length - at;
+      const { buf, at, len: room } = this.slabs.room();
       let n: number;
       try {
-        n = native.read(fd, this.slab, at, room);
+        n = native.read(fd, buf, at, room);
       } catch (e) {
         return this.fail(TransportError.fromSyscall(e, this.label));
       }
@@ -211,15 +145,7 @@ export class FdChannel implements ByteChannel {
         this.finishRead();
         break;
       }
-      let chunk: Uint8Array;
-      if (n < COPY_BELOW) chunk = Buffer.from(this.slab.subarray(at, at + n));
-      else {
-        chunk = this.slab.subarray(at, at + n);
-        this.slabUsed = at + n;
-        const e = this.slabChunks.get(this.slab.buffer);
-        if (e) e.out++;
-        else this.slabChunks.set(this.slab.buffer, { slab: this.slab, out: 1 });
-      }
+      const chunk = this.slabs.take(at, n);
       const r = this.reader;
       if (r) {
         this.reader = null;
@@ -236,12 +162,7 @@ export class FdChannel implements ByteChannel {
   /** The reader is done with `chunk` (from read()) and holds no view of it: its bytes may be
    * read into again. Other chunks are ignored. Call at most once per chunk. */
   recycle(chunk: Uint8Array): void {
-    const ab = chunk.buffer;
-    const e = this.slabChunks.get(ab);
-    if (e === undefined) return;
-    if (--e.out > 0) return;
-    this.slabChunks.delete(ab);
-    if (e.slab !== this.slab && this.freeSlabs.length < FREE_SLABS) this.freeSlabs.push(e.slab);
+    this.slabs.recycle(chunk);
   }
 
   private finishRead(): void {
@@ -373,7 +294,6 @@ export class FdChannel implements ByteChannel {
     const r = this.reader;
     this.reader = null;
     r?.resolve(null); // only reached without an error: fail() already rejected it otherwise
-    this.settlePeek(this.destroyedError());
     settle(this.drainers, this.destroyedError());
     settle(this.flushers, this.destroyedError());
     this.release();
@@ -389,7 +309,6 @@ export class FdChannel implements ByteChannel {
       this.writeQueued > 0 && `${this.writeQueued} bytes not yet written`,
       this.readQueued > 0 && `${this.readQueued} bytes read ahead`,
       this.reader && 'a read() pending',
-      this.peeker && 'a peek() pending',
     ].find(Boolean);
     if (busy) throw new TransportError('EDETACH_PENDING', `${this.label}: cannot detach with ${busy}`);
     const fd = this.fdNumber!;
@@ -401,10 +320,7 @@ export class FdChannel implements ByteChannel {
   }
 
   private onReady(events: number, failed: boolean): void {
-    if (events & UV_READABLE) {
-      if (this.peeker) this.tryPeek();
-      else this.pull();
-    }
+    if (events & UV_READABLE) this.pull();
     if (events & UV_WRITABLE && this.writeQueued > 0) this.writeOut();
     if (!failed || this.failure || this.fdNumber === undefined) return;
     // POLLERR that neither call reported (reading was paused at the mark, say): take it here
@@ -421,7 +337,6 @@ export class FdChannel implements ByteChannel {
     if (this.fdNumber === undefined) return;
     let events = 0;
     if (this.flowing && !this.eof && !this.failure && this.readQueued < this.readHwm) events |= UV_READABLE;
-    if (this.peeker && !this.peekRetry) events |= UV_READABLE;
     if (this.writeQueued > 0) events |= UV_WRITABLE;
     this.poll.set(events);
   }
@@ -434,18 +349,9 @@ export class FdChannel implements ByteChannel {
     const r = this.reader;
     this.reader = null;
     r?.reject(err);
-    this.settlePeek(err);
     settle(this.drainers, err);
     settle(this.flushers, err);
     this.release();
-  }
-
-  private settlePeek(err: Error): void {
-    if (this.peekRetry) clearTimeout(this.peekRetry);
-    this.peekRetry = null;
-    const p = this.peeker;
-    this.peeker = null;
-    p?.reject(err);
   }
 
   private closeIfFinished(): void {

@@ -175,7 +175,9 @@ describe('multifd between processes', () => {
     await src.waitOutput(/AB/);
     await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 32 * 2 ** 20 });
     await src.qmp.execute('migrate', { uri: `unix:${relay.path}` });
-    const info = await src.waitStatus(['failed', 'completed', 'cancelled']);
+    const info = await src.waitStatus(['failed', 'completed', 'cancelled'], 40000).catch((e: Error) => {
+      throw new Error(`${e.message}\nrelay cut: ${relay.cut}\nsource: ${src.stderr}\ndestination: ${dst.stderr}`);
+    });
     expect(relay.cut).toBe(true);
     expect(info.status).toBe('failed');
     expect(info['error-desc']).toMatch(/multifd.*channel 1/);

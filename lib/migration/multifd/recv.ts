@@ -19,6 +19,7 @@ import { Worker } from 'node:worker_threads';
 import { native } from '../../host';
 import type { RamBlock } from '../../machine/ram';
 import type { FdChannel } from '../../transport/fd-channel';
+import { peekSocket } from '../../transport/peek';
 import { MigrationError } from '../errors';
 import type { FromRecvWorker, RecvWorkerData } from './recv-worker';
 import { workerPath } from './send';
@@ -76,7 +77,7 @@ export class MultifdReceiver {
   /** A new connection that starts with MULTIFD_MAGIC (peeked, nothing read yet). */
   async adopt(ch: FdChannel): Promise<void> {
     try {
-      const init = await ch.peek(MULTIFD_INIT_BYTES);
+      const init = await peekSocket(ch.fd!, MULTIFD_INIT_BYTES, MISSING_CHANNEL_MS, 'multifd');
       if (init.length < MULTIFD_INIT_BYTES) {
         throw new MigrationError('EMIG_MULTIFD', `the channel ended after ${init.length} of the ${MULTIFD_INIT_BYTES} bytes of its initial packet`, { section: 'multifd', field: 'initial packet' });
       }

@@ -25,7 +25,7 @@ import { native } from '../../host';
 import type { RamBlock } from '../../machine/ram';
 import type { ByteChannel, QemuFileWriter } from '../../stream';
 import { MigrationError } from '../errors';
-import type { ZeroPageDetection } from '../ram-save';
+import type { ZeroPageDetection } from '../ram-send';
 import type { RecordSender, SendBlock } from '../ram-send';
 import { ALL, ChannelShare, CTL, JOB, newAll, SLOTS, STAT, waitChange } from './shared';
 import type { FromSendWorker, SendWorkerData } from './send-worker';
