@@ -13,7 +13,11 @@
         "native/socket.cc",
         "native/fd-io.cc",
         "native/locked-write.cc",
-        "native/pagemap.cc"
+        "native/pagemap.cc",
+        "native/page-util.cc",
+        "native/page-io.cc",
+        "native/ram-records.cc",
+        "native/thread.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],

@@ -44,15 +44,19 @@ export class VmProcess {
   readonly proc: ChildProcess;
   qmp!: QmpClient;
 
+  /** A livemig process (this build's, or the livemig.js `script` of another build), or with
+   * `binary` another program taking QEMU's options (QEMU). */
   constructor(
     readonly qmpPath: string,
     args: string[],
+    binary?: string,
+    script = LIVEMIG,
   ) {
     // LIVEMIG_NODE_ARGS: extra node flags for the livemig processes (e.g. --cpu-prof).
     const nodeArgs = process.env.LIVEMIG_NODE_ARGS ? process.env.LIVEMIG_NODE_ARGS.split(' ') : [];
-    this.proc = spawn(process.execPath, [...nodeArgs, LIVEMIG, ...args, '-qmp', `unix:${qmpPath},server=on,wait=off`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const qmp = ['-qmp', `unix:${qmpPath},server=on,wait=off`];
+    const [cmd, argv] = binary ? [binary, [...args, ...qmp]] : [process.execPath, [...nodeArgs, script, ...args, ...qmp]];
+    this.proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.on('data', (d: Buffer) => (this.output += d.toString('latin1')));
     this.proc.stderr!.on('data', (d: Buffer) => process.stderr.write(d));
   }
@@ -71,12 +75,89 @@ export class VmProcess {
     }
   }
 
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
   kill(): void {
     if (this.proc.exitCode === null) this.proc.kill('SIGKILL');
+  }
+
+  /** QMP `quit`, then SIGKILL if the process is still there after `ms`: a process that exits
+   * by itself writes what node flags ask for at exit (--cpu-prof), a killed one does not. */
+  async stop(ms = 3000): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const exited = new Promise<void>((r) => this.proc.once('exit', () => r()));
+    this.qmp?.execute('quit').catch(() => undefined);
+    await Promise.race([exited, sleep(ms)]);
+    this.kill();
   }
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** CPU seconds (user + system) of each thread of a process so far, by thread name
+ * (/proc/PID/task/TID/comm; the main thread is 'main'). Threads that share a name add up.
+ * Unlike wall time this does not grow when other work on a busy machine takes the cores. */
+export function threadCpu(pid: number | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  if (!pid) return out;
+  // The whole process, threads that have ended included (the kernel keeps their time).
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(PROCESS, (Number(f[11]) + Number(f[12])) / CLOCK_TICKS);
+  } catch {
+    return out;
+  }
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const name = Number(tid) === pid ? 'main' : fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'latin1').trim();
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / CLOCK_TICKS);
+    } catch {
+      /* the thread ended meanwhile */
+    }
+  }
+  return out;
+}
+
+/** USER_HZ: what /proc counts CPU time in. */
+const CLOCK_TICKS = 100;
+const PROCESS = '(process)';
+
+/** CPU seconds spent between two threadCpu() samples, per thread name; `(ended)` is what
+ * threads that ended in between spent (the process's total less the live threads'). */
+export function cpuSpent(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  let live = 0;
+  for (const [name, t] of after) {
+    if (name === PROCESS) continue;
+    const d = Math.max(0, t - (before.get(name) ?? 0));
+    out[name] = +d.toFixed(2);
+    live += d;
+  }
+  const total = (after.get(PROCESS) ?? 0) - (before.get(PROCESS) ?? 0);
+  out['(ended)'] = +Math.max(0, total - live).toFixed(2);
+  return out;
+}
+
+/** Median, lowest and highest of a figure over repeated runs (nulls left out). */
+export function spread(values: Array<number | null | undefined>): { median: number; min: number; max: number; n: number } | null {
+  const v = values.filter((x): x is number => typeof x === 'number').sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = v.length >> 1;
+  const median = v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+  const r = (x: number) => +x.toFixed(3);
+  return { median: r(median), min: r(v[0]), max: r(v[v.length - 1]), n: v.length };
+}
 
 /** Poll query-migrate until the migration ends; returns the last answer. */
 export async function waitMigration(q: QmpClient, pollMs = 50): Promise<any> {

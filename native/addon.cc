@@ -14,6 +14,9 @@ void InitSocket(Napi::Env env, Napi::Object exports);
 void InitFdIo(Napi::Env env, Napi::Object exports);
 void InitLockedWrite(Napi::Env env, Napi::Object exports);
 void InitPagemap(Napi::Env env, Napi::Object exports);
+void InitPageIo(Napi::Env env, Napi::Object exports);
+void InitRamRecords(Napi::Env env, Napi::Object exports);
+void InitThread(Napi::Env env, Napi::Object exports);
 }  // namespace livemig
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -26,6 +29,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   livemig::InitFdIo(env, exports);
   livemig::InitLockedWrite(env, exports);
   livemig::InitPagemap(env, exports);
+  livemig::InitPageIo(env, exports);
+  livemig::InitRamRecords(env, exports);
+  livemig::InitThread(env, exports);
   return exports;
 }
 

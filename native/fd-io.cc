@@ -7,6 +7,7 @@
 // so the call returns EPIPE instead, which is what the channel reports.
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -99,6 +100,25 @@ Napi::Value Writev(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+// peek(fd, buf, off, len) → bytes waiting at the front of the socket, copied to buf[off, …)
+// and left there (recv MSG_PEEK); 0 at end of stream, -1 when nothing is there yet. QEMU tells a
+// new incoming connection's kind (main stream or multifd channel) by its first bytes.
+Napi::Value Peek(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "recv");
+  auto [p, size] = Bytes(env, info[1], "recv");
+  uint64_t off = ArgU64(info, 2, "recv");
+  uint64_t len = ArgU64(info, 3, "recv");
+  if (off > size || len > size - off) ThrowErrno(env, "recv", ERANGE, "range outside the buffer");
+  ssize_t n;
+  do n = recv(fd, p + off, len, MSG_PEEK | MSG_DONTWAIT); while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN) return Napi::Number::New(env, -1);
+    ThrowErrno(env, "recv", errno);
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
 // dup(fd) → a new close-on-exec descriptor for the same open socket: a worker gets its own
 // number, so either side may close without pulling the socket from under the other.
 Napi::Value Dup(const Napi::CallbackInfo& info) {
@@ -114,6 +134,7 @@ void InitFdIo(Napi::Env env, Napi::Object exports) {
   exports.Set("read", Napi::Function::New(env, Read, "read"));
   exports.Set("writev", Napi::Function::New(env, Writev, "writev"));
   exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
+  exports.Set("peek", Napi::Function::New(env, Peek, "peek"));
 }
 
 }  // namespace livemig

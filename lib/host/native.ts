@@ -145,6 +145,9 @@ export interface NativeAddon {
   writev(fd: number, chunks: readonly Uint8Array[], index?: number, offset?: number): number;
   /** fcntl(F_DUPFD_CLOEXEC) → a new descriptor for the same open file. */
   dup(fd: number): number;
+  /** recv(MSG_PEEK | MSG_DONTWAIT) into buf[off, off+len): bytes waiting, left on the socket;
+   * 0 at end of stream; -1 when nothing is there yet. */
+  peek(fd: number, buf: Uint8Array, off: number, len: number): number;
 
   // ── whole messages from several threads (native/locked-write.cc) ─────────────────────────
   /** Takes the process-wide lock of this socket (keyed by the socket, so dup'd fds share it),
@@ -152,6 +155,41 @@ export interface NativeAddon {
    * timeoutMs, lock wait included; part of buf may then have been written. Blocks the
    * calling thread meanwhile. */
   lockedWriteAll(fd: number, buf: Uint8Array, timeoutMs: number): number;
+
+  // ── guest pages to and from sockets (native/page-io.cc) ──────────────────────────────────
+  // `base, bytes` is a RAM block: one live mapping's range (EFAULT otherwise); page lists are
+  // Int32Arrays of page indices inside it (ERANGE otherwise).
+  /** A run of QEMU RAM records, one per page of pages[0, count): with detectZero, ZERO for a
+   * page whose `holes` bit is set or that is all zeros; PAGE (read from RAM) otherwise. Holes
+   * bits of the run are cleared. The first record names the block when `name` is given, the rest are
+   * CONTINUE. fd ≥ 0: non-blocking sends straight from RAM until the socket is full, the rest
+   * copied to scratch[out[3], +out[4]); fd = -1: everything copied there. out = [normal, zero,
+   * bytes sent, spill offset, spill bytes]. Returns the records' bytes. scratch must hold
+   * roundUp64(count×9 + 1 + name) + count×4105 + 1 + name bytes. */
+  ramSendRecords(
+    fd: number, base: number, bytes: number, pages: Int32Array, count: number, detectZero: boolean,
+    name: Uint8Array | null, holes: Uint32Array | null, scratch: Uint8Array, out: Float64Array,
+  ): number;
+  /** Places the whole records at buf[off, end) that are exactly PAGE|CONTINUE or
+   * ZERO|CONTINUE (fill byte 0) with an offset inside the block; stops at anything else.
+   * Returns the offset after the last one placed. out = [normal, zero, highest data offset
+   * or -1]. A data page clears its `holes` bit; a zero page with its bit set is not touched. */
+  ramLoadRecords(buf: Uint8Array, off: number, end: number, base: number, bytes: number, holes: Uint32Array | null, out: Float64Array): number;
+  /** isZero[k] = whether page pages[from+k] is all zeros (k < count) → how many are. */
+  zeroScan(base: number, bytes: number, pages: Int32Array, from: number, count: number, isZero: Uint8Array): number;
+  /** Blocking: head[0, headLen) then the pages, straight from RAM, poll(2) while the socket is
+   * full → bytes sent. Shutting the socket down from another thread ends the wait (EPIPE). */
+  sendPages(fd: number, head: Uint8Array, headLen: number, base: number, bytes: number, pages: Int32Array, count: number): number;
+  /** Blocking: exactly len bytes into buf[off, off+len) → len, or fewer when the stream ended. */
+  readFull(fd: number, buf: Uint8Array, off: number, len: number): number;
+  /** Blocking: count pages straight into RAM, in list order → bytes; fewer at end of stream. */
+  recvPages(fd: number, base: number, bytes: number, pages: Int32Array, count: number): number;
+  /** Clears each listed page that is not already all zeros → pages written. */
+  zeroPages(base: number, bytes: number, pages: Int32Array, count: number): number;
+
+  // ── threads (native/thread.cc) ───────────────────────────────────────────────────────────
+  /** prctl(PR_SET_NAME): the calling thread's name as /proc, top and perf show it (≤ 15 bytes). */
+  setThreadName(name: string): void;
 
   // ── PAGEMAP_SCAN (native/pagemap.cc) ─────────────────────────────────────────────────────
   pagemapOpen(): number;

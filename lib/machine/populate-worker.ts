@@ -25,6 +25,7 @@ const AHEAD = 512 * 2 ** 20;
 
 // Lowest priority for this thread only (setpriority on a tid): spare CPU only, never at the
 // expense of the thread receiving the stream.
+native.setThreadName('populate');
 try {
   os.setPriority(gettid(), 19);
 } catch {

@@ -7,7 +7,7 @@
  * inside the kernel on a userfaultfd fault until the main thread places the page.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { gettid } from '../host';
+import { gettid, native } from '../host';
 import type { HartEnv } from './bus';
 import { Hart, HartState } from './cpu';
 import { regionFromShare, type RamBlockShare } from './ram';
@@ -64,6 +64,7 @@ function main(d: VcpuWorkerData): void {
   const wake = devs.lines.wake;
   const h = d.hartId;
   Atomics.store(ctl, CTL_TID, gettid());
+  native.setThreadName(`vcpu${d.hartId}`);
 
   let retired = 0;
   // A trap loop stops the hart until the board resets it (a reset bumps the state generation).

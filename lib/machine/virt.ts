@@ -15,6 +15,7 @@ import { HartState } from './cpu';
 import { Effect, stderrGuestLogger, type Drainer, type HostClock } from './devices';
 import { EmulatorDirtyLog, KernelDirtyLog, type DirtyLog } from './dirty';
 import { loadKernel, type KernelBlob, type KernelImage } from './loader';
+import { advancePopulate } from './populate-cursor';
 import { resolveMachineType, type MachineType } from './machine-types';
 import type { RamBlock } from './ram';
 import { boardRam, RAM_BASE } from './virt-ram';
@@ -37,6 +38,7 @@ import type { VcpuWorkerData } from './vcpu-worker';
 
 export { RAM_BASE, RAM_BLOCK_NAME, MROM_BLOCK_NAME } from './virt-ram';
 export type { VmstateSection } from './virt-sections';
+export { advancePopulate } from './populate-cursor';
 export const MIN_RAM = 16 * 2 ** 20;
 export const MAX_RAM = 64 * 2 ** 30;
 export const VIRT_ISA = 'rv64ima_zicsr_zifencei';
@@ -49,6 +51,9 @@ export interface PopulateHandle {
   gate(): void;
   advance(offset: number): void;
   stop(): void;
+  /** The cursor's shared memory: another thread (a multifd channel) advances it with
+   * advancePopulate(shared, offset). */
+  readonly shared: SharedArrayBuffer;
 }
 
 export type RunState = 'prelaunch' | 'running' | 'paused' | 'inmigrate' | 'postmigrate' | 'finish-migrate' | 'shutdown' | 'internal-error';
@@ -271,16 +276,12 @@ export class VirtMachine extends EventEmitter {
         Atomics.store(word, 1, 1);
       },
       advance(offset: number): void {
-        // Cheap enough per page; the worker only looks when it has caught up.
-        if (offset > cursor[0]) {
-          cursor[0] = offset;
-          if ((offset & 0xffffff) === 0) {
-            Atomics.add(word, 0, 1);
-            Atomics.notify(word, 0);
-          }
-        }
+        // Cheap enough per page (or per run of pages); the worker only looks when it has
+        // caught up.
+        if (offset > cursor[0]) advancePopulate(shared, offset);
       },
       stop,
+      shared,
     };
     return this.populateHandle;
   }

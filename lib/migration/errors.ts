@@ -23,6 +23,8 @@ export type MigrationErrorCode =
   | 'EMIG_RAM'
   /** The stream ended early. */
   | 'EMIG_TRUNCATED'
+  /** A multifd channel's initial packet or packet header is invalid, or the channel failed. */
+  | 'EMIG_MULTIFD'
   /** A length or count over its limit. */
   | 'EMIG_LIMIT'
   /** Return-path message invalid. */

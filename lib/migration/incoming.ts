@@ -24,17 +24,20 @@
  * a page record is an error; nothing is populated; the serial is adopted once the guest runs.
  */
 import { performance } from 'node:perf_hooks';
+import type { RamBlock } from '../machine/ram';
 import type { VirtMachine } from '../machine/virt';
 import { QemuFileReader, VMDESC_JSON_MAX, type ByteChannel } from '../stream';
 import { MigrationError } from './errors';
 import type { GlobalState } from './globalstate';
 import { LoadVm } from './loadvm';
 import type { CprIncomingHooks } from './cpr/destination';
+import { MultifdReceiver } from './multifd';
 import type { MigrationOptions } from './options';
 import { PostcopyDestination, type PostcopyState } from './postcopy/destination';
 import { abortChannel, type PostcopyDestinationStats } from './postcopy/shared';
 import { decodeCounted } from './postcopy/wire';
-import { RamLoader } from './ram-load';
+import { ramBlockIgnored } from './ram-pages';
+import { knownZeroPages, RamLoader } from './ram-load';
 import { be32At, ReturnPathWriter } from './return-path';
 import type { MigrationRunState } from './run-state';
 import { configurationFor, globalStateFor, machineRegistry, streamFormat } from './sections';
@@ -76,11 +79,37 @@ export class IncomingMigration {
   /** Set when the machine is destroyed under the load (see abort). */
   private aborted: MigrationError | null = null;
   private loading: Promise<IncomingResult> | null = null;
+  /** multifd: the page channels, accepted beside the main one (manager.ts) */
+  readonly multifd: MultifdReceiver | null = null;
+  private multifdFailure: MigrationError | null = null;
+  private readonly knownZero = new Map<RamBlock, Uint32Array | null>();
   errorDesc: string | undefined;
   private readonly now: () => number;
 
   constructor(private readonly deps: IncomingDeps) {
     this.now = deps.now ?? (() => performance.now());
+    const { machine, options } = deps;
+    if (options.caps.multifd) {
+      // Which pages are still zero, shared with the channel threads: a zero page there costs
+      // nothing (reading a never-written page to check it would allocate it).
+      const blocks = machine.ramBlocks.filter((b) => !ramBlockIgnored(b, options.caps['x-ignore-shared']));
+      for (const b of blocks) this.knownZero.set(b, knownZeroPages(b, !machine.hasRun));
+      this.multifd = new MultifdReceiver({
+        channels: options.params['multifd-channels'],
+        uuid: machine.uuid ?? new Uint8Array(16),
+        blocks,
+        knownZero: blocks.map((b) => this.knownZero.get(b) ?? null),
+        populate: () => {
+          const p = machine.populateAhead();
+          return { shared: p.shared, block: p.block };
+        },
+        // A broken channel fails the load as a broken main stream does.
+        onFailure: (err) => {
+          this.multifdFailure = err;
+          abortChannel(this.channel, err);
+        },
+      });
+    }
   }
 
   get postcopyState(): PostcopyState {
@@ -132,6 +161,8 @@ export class IncomingMigration {
     const populate = cpr || (ignoreShared && machine.ram.shared && machine.ram.memPath) ? null : machine.populateAhead();
     populate?.gate();
     const ram = new RamLoader(machine.ramBlocks, { pristine: !machine.hasRun, populate, ignoreShared, mode: cpr ? 'cpr-transfer' : 'normal' });
+    ram.multifd = this.multifd;
+    if (this.multifd) ram.knownZero = (b) => this.knownZero.get(b) ?? null;
     this.ram = ram;
     const global = globalStateFor(() => 'inmigrate');
     this.global = global;
@@ -170,6 +201,8 @@ export class IncomingMigration {
         if (!postcopyRan) await loader.readVmdesc(VMDESC_JSON_MAX);
       } finally {
         populate?.stop();
+        // The channels stop now; waiting for their threads to end is not the guest's business.
+        void this.multifd?.close();
       }
       if (!ram.blockListSeen) throw new MigrationError('EMIG_RAM', 'stream carried no RAM section', { section: 'ram' });
       if (this.postcopy) await this.finishPostcopy();
@@ -180,9 +213,12 @@ export class IncomingMigration {
       cpr?.resumed?.();
       if (!state.cas('active', 'completed')) state.cas('postcopy-active', 'completed');
       await this.channel.end().catch(() => {});
+      await this.multifd?.close();
       return { ok: true, loadTime: this.now() - t0, bytes: f.position };
     } catch (thrown) {
-      const e = this.aborted ?? thrown;
+      // A multifd channel's failure broke the main channel: report the channel's, not the
+      // symptom on the main stream.
+      const e = this.aborted ?? this.multifdFailure ?? thrown;
       const err = e instanceof MigrationError ? e : new MigrationError('EMIG_DEVICE', e instanceof Error ? e.message : String(e), { cause: e });
       this.errorDesc = err.message;
       state.reset('failed');
@@ -195,6 +231,7 @@ export class IncomingMigration {
         /* the source may be gone */
       }
       this.channel.destroy();
+      await this.multifd?.close();
       return { ok: false, error: err, loadTime: this.now() - t0, bytes: f.position };
     }
   }
@@ -213,6 +250,13 @@ export class IncomingMigration {
     const off = addr - blocks[bi].base;
     const first = Math.floor(off / PAGE_SIZE);
     await pc.ensurePresent(bi, first, Math.ceil((off + len) / PAGE_SIZE) - first);
+  }
+
+  /** A connection that starts with the multifd magic (peeked): one of the page channels. */
+  adoptMultifd(ch: ByteChannel): void {
+    const fdc = ch as ByteChannel & { detach?: unknown };
+    if (!this.multifd || ch.fd === undefined || !fdc.detach) return ch.destroy();
+    void this.multifd.adopt(ch as import('../transport/fd-channel').FdChannel);
   }
 
   /** A preempt channel was accepted (postcopy-preempt). */

@@ -75,7 +75,7 @@ export function sourceInfo(status: MigrationStatus, s: OutgoingStats, autoConver
     'dirty-sync-count': s.dirtySyncCount,
     'postcopy-requests': s.postcopyRequests,
     'page-size': 4096,
-    'multifd-bytes': 0,
+    'multifd-bytes': s.multifdBytes,
     'pages-per-second': Math.round(s.pagesPerSecond),
     'precopy-bytes': s.precopyBytes,
     'downtime-bytes': s.downtimeBytes,

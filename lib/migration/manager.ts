@@ -19,7 +19,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { VirtMachine } from '../machine/virt';
-import { connectAddress, listenAddress, parseUri, type IncomingListener, type MigrationAddress } from '../transport';
+import type { ByteChannel } from '../stream';
+import { connectAddress, listenAddress, parseUri, peekSocket, supportsMultiChannel, type IncomingListener, type MigrationAddress } from '../transport';
 import { CprSource, checkCprMode, checkCprTransfer, warmUpLoading, warmUpSaving, type CprHandover, type CprIncomingHooks } from './cpr';
 import { MigrationError } from './errors';
 import { IncomingMigration } from './incoming';
@@ -27,8 +28,10 @@ import { sourceInfo, type MigrationInfo } from './info';
 import { MigrationOptions, refusedParameters, type MigrationHostSupport } from './options';
 import { OutgoingMigration } from './outgoing';
 import { postcopyUnsupportedReason } from './postcopy/destination';
+import { MISSING_CHANNEL_MS, MULTIFD_MAGIC } from './multifd';
 import { MigrationRunState } from './run-state';
 import { isRunning, isTerminal, MigrationState, type MigrationStatus } from './state';
+import { QEMU_VM_FILE_MAGIC } from './wire';
 
 export type MigrationRole = 'none' | 'source' | 'destination';
 
@@ -155,6 +158,7 @@ export class MigrationManager extends EventEmitter {
     const addr = typeof target === 'string' ? parseAddress(target) : target;
     if (mode === 'cpr-transfer') checkCprTransfer(addr, opts.cpr, this.machine.ramBlocks, this.options.caps);
     else checkCprMode(mode, this.options.caps);
+    multiChannelCheck(this.options, addr);
     this.roleNow = 'source';
     this.lastError = undefined;
     // ---- cpr-transfer: the state goes out now, and failing to send it fails `migrate` ----
@@ -264,6 +268,7 @@ export class MigrationManager extends EventEmitter {
     if (this.roleNow !== 'none' || this.listener) throw refuse('The incoming migration has already been started');
     refusedParameters(this.options.params, this.options.caps);
     const addr = typeof target === 'string' ? parseAddress(target) : target;
+    multiChannelCheck(this.options, addr);
     this.roleNow = 'destination';
     this.incomingStarted = true;
     this.runState.incomingStarted();
@@ -286,12 +291,6 @@ export class MigrationManager extends EventEmitter {
 
   private async acceptOne(exitOnError: boolean): Promise<void> {
     const listener = this.listener!;
-    let channel;
-    try {
-      channel = await listener.accept();
-    } catch (e) {
-      return this.incomingFailed(e as Error, exitOnError);
-    }
     const inc = new IncomingMigration({
       machine: this.machine,
       options: this.options,
@@ -301,14 +300,22 @@ export class MigrationManager extends EventEmitter {
       cpr: this.cprIncoming ?? undefined,
     });
     this.incomingMig = inc;
+    let channel;
+    try {
+      channel = this.options.caps.multifd ? await acceptMultifd(listener, inc, this.options.params['multifd-channels']) : await listener.accept();
+    } catch (e) {
+      await inc.multifd?.close();
+      return this.incomingFailed(e as Error, exitOnError);
+    }
     // QEMU closes the listener once it has the main channel, unless more channels are expected:
-    // the postcopy preempt channel connects when postcopy starts.
+    // the postcopy preempt channel connects when postcopy starts; multifd channels are taken
+    // by acceptMultifd until all are there.
     if (this.options.caps['postcopy-preempt']) {
       void listener
         .accept()
         .then((ch) => inc.adoptPreempt(ch))
         .catch(() => undefined);
-    } else {
+    } else if (!this.options.caps.multifd) {
       await listener.close().catch(() => {});
     }
     const r = await inc.run(channel);
@@ -360,6 +367,47 @@ function postcopyInfo(pc: import('./postcopy/shared').PostcopyDestinationStats):
     'postcopy-non-vcpu-latency': ns(pc.nonVcpuLatencyMs),
     'postcopy-latency-dist': pc.histogram,
   };
+}
+
+/**
+ * With multifd every connection is told apart by its first four bytes (QEMU
+ * migration_ioc_process_incoming): "QEVM" starts the main stream, MULTIFD_MAGIC a page channel.
+ * Resolves with the main channel; goes on accepting in the background until `channels` page
+ * channels came too, then closes the listener.
+ */
+function acceptMultifd(listener: IncomingListener, inc: IncomingMigration, channels: number): Promise<ByteChannel> {
+  return new Promise((resolve, reject) => {
+    let main = false;
+    const classify = async (ch: ByteChannel): Promise<void> => {
+      const head = ch.fd !== undefined ? await peekSocket(ch.fd, 4, MISSING_CHANNEL_MS, 'multifd') : new Uint8Array(0);
+      const magic = head.length === 4 ? Buffer.from(head).readUInt32BE(0) : -1;
+      if (magic === QEMU_VM_FILE_MAGIC && !main) {
+        main = true;
+        return resolve(ch);
+      }
+      if (magic === MULTIFD_MAGIC) return inc.adoptMultifd(ch);
+      ch.destroy();
+      const err = new MigrationError('EMIG_HEADER', `unknown channel magic: ${magic < 0 ? 'none' : magic.toString(16)}`, { field: 'magic' });
+      if (!main) reject(err);
+    };
+    void (async () => {
+      try {
+        for (let n = 0; n < channels + 1; n++) {
+          const ch = await listener.accept();
+          classify(ch).catch((e: Error) => (main ? undefined : reject(e)));
+        }
+        await listener.close();
+      } catch (e) {
+        if (!main) reject(e as Error);
+      }
+    })();
+  });
+}
+
+/** QEMU migrate_channels_parse / qemu_start_incoming_migration: multifd needs a transport that
+ * can open more than one connection. */
+function multiChannelCheck(options: MigrationOptions, addr: MigrationAddress): void {
+  if (options.caps.multifd && !supportsMultiChannel(addr)) throw new MigrationError('EMIG_SETTING', 'Migration requires multi-channel URIs (e.g. tcp)');
 }
 
 function parseAddress(uri: string): MigrationAddress {

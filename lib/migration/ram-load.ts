@@ -2,17 +2,24 @@
  * Loading the `ram` section (QEMU migration/ram.c ram_load_precopy). Record layout: see
  * ram-save.ts. Every record is checked before it touches memory: the flag combination, the
  * block name, CONTINUE only after a named block, the offset inside the block, the zero-page fill
- * byte, and the block list's total. Page bytes go straight from the reader's chunk into guest
- * RAM (one native memcpy, no per-page objects); while whole records are buffered the loop runs
- * without awaiting.
+ * byte, and the block list's total. While whole records are buffered the loop runs without
+ * awaiting.
+ *
+ * Runs of records in place: once a record has named the block, the records after it that
+ * need no decision — PAGE or ZERO continuing that block, inside it — are placed by one native
+ * call over the reader's current chunk (native.ramLoadRecords: page bytes copied straight
+ * into guest RAM). It stops at the first record that is anything else, which this loop then
+ * reads and checks itself, so every error is still reported here. Postcopy places pages
+ * atomically through its placer and keeps to the per-record path.
  */
+import { native } from '../host';
 import { PAGE_SIZE, WINDOW_SIZE } from '../machine/bus';
 import type { RamBlock } from '../machine/ram';
 import type { QemuFileReader, QemuFileWriter } from '../stream';
 import { MigrationError } from './errors';
 import type { MigMode } from './options';
 import type { LiveHandler } from './registry';
-import { holeBitmap, isZeroPage, ramBlockIgnored } from './ram-save';
+import { holeBitmap, isZeroPage, ramBlockIgnored } from './ram-pages';
 import { RAM_SAVE_FLAG, RAM_SECTION_VERSION, QEMU_VM_SECTION_START } from './wire';
 
 const PAGES_PER_WINDOW = WINDOW_SIZE / PAGE_SIZE;
@@ -50,7 +57,7 @@ export interface RamLoadCounters {
 
 /** Pages whose dirty byte is clear, as a bitmap (see the `pristine` constructor option). */
 function cleanPages(block: RamBlock): Uint32Array {
-  const bits = new Uint32Array(Math.ceil(block.pages / 32));
+  const bits = new Uint32Array(new SharedArrayBuffer(4 * Math.ceil(block.pages / 32)));
   const d = block.dirty;
   for (let p = 0; p < block.pages; p++) if (d[p] === 0) bits[p >>> 5] |= 1 << (p & 31);
   return bits;
@@ -69,6 +76,21 @@ export interface RamLoaderOptions {
   mode?: MigMode;
 }
 
+/**
+ * Which pages of `block` are known zero before anything arrives (one bit per page, in shared
+ * memory): with `pristine`, those whose dirty byte is clear; else the holes of its backing
+ * file; null when neither can tell. Bits are cleared, atomically, by whoever writes a page's
+ * data — this loader, or a multifd channel thread, which shares the bitmap.
+ */
+export function knownZeroPages(block: RamBlock, pristine: boolean): Uint32Array | null {
+  if (pristine) return cleanPages(block);
+  const h = holeBitmap(block);
+  if (!h) return null;
+  const shared = new Uint32Array(new SharedArrayBuffer(h.byteLength));
+  shared.set(h);
+  return shared;
+}
+
 export class RamLoader implements LiveHandler {
   readonly counters: RamLoadCounters = { normal: 0, duplicate: 0 };
   private readonly byName = new Map<string, LoadBlock>();
@@ -77,7 +99,12 @@ export class RamLoader implements LiveHandler {
   blockListSeen = false;
   private postcopy: RamPostcopy | null = null;
   private sinceTurn = 0;
+  /** multifd: pages arrive on the channels; MULTIFD_FLUSH waits for them (multifd/recv.ts) */
+  multifd: { flush(): Promise<void> } | null = null;
+  /** multifd: the known-zero bitmaps the channel threads share (knownZeroPages), by block */
+  knownZero: ((block: RamBlock) => Uint32Array | null) | null = null;
 
+  private readonly runOut = new Float64Array(3);
   private readonly pristine: boolean;
   private readonly populate: { block: RamBlock; advance(offset: number): void } | null;
   private readonly ignoreShared: boolean;
@@ -131,6 +158,7 @@ export class RamLoader implements LiveHandler {
       throw new MigrationError('EMIG_RAM', 'RAM pages before the block list', { section: 'ram', position: f.position });
     }
     for (;;) {
+      if (this.last !== null && this.postcopy === null) this.placeRun(f);
       // Wait only for what the next record needs: in postcopy the sender may pause right after
       // a short section (it waits for the destination), so "a full record's worth" may never come.
       if (!f.has(8)) await f.fill(8);
@@ -148,6 +176,12 @@ export class RamLoader implements LiveHandler {
         case RAM_SAVE_FLAG.MEM_SIZE:
           if (flags & RAM_SAVE_FLAG.CONTINUE) return this.badFlags(flags, at);
           await this.loadBlockList(f, addr, at);
+          break;
+        case RAM_SAVE_FLAG.MULTIFD_FLUSH:
+          // QEMU multifd_recv_sync_main: nothing further on this stream may act before every
+          // channel has placed its pages. Without multifd QEMU ignores it, and so do we.
+          if (flags & RAM_SAVE_FLAG.CONTINUE) return this.badFlags(flags, at);
+          await this.multifd?.flush();
           break;
         case RAM_SAVE_FLAG.ZERO:
         case RAM_SAVE_FLAG.PAGE: {
@@ -226,7 +260,7 @@ export class RamLoader implements LiveHandler {
       // An ignored block gets no page: nothing to learn about it (and in cpr-transfer the
       // scan would cost the guest's pause time in proportion to its RAM).
       if (ramBlockIgnored(b.block, this.ignoreShared, this.mode)) continue;
-      b.holes = this.pristine ? cleanPages(b.block) : holeBitmap(b.block);
+      b.holes = this.knownZero?.(b.block) ?? knownZeroPages(b.block, this.pristine);
     }
     this.blockListSeen = true;
   }
@@ -276,11 +310,28 @@ export class RamLoader implements LiveHandler {
       }
       pc.received[b.index][page >>> 5] |= 1 << (page & 31);
     }
-    if (b.holes !== null) b.holes[page >>> 5] &= ~(1 << (page & 31));
+    // Atomic: multifd channel threads clear bits of the same words.
+    if (b.holes !== null) Atomics.and(b.holes, page >>> 5, ~(1 << (page & 31)));
     if (this.populate !== null && b.block === this.populate.block) this.populate.advance(addr);
     const w = Math.floor(page / PAGES_PER_WINDOW);
     f.getRangeInto(b.bytes[w], (page - w * PAGES_PER_WINDOW) * PAGE_SIZE, PAGE_SIZE);
     this.counters.normal++;
+  }
+
+  /** The run of records at the front of the reader's chunk that continue the current block
+   * (see the module comment). */
+  private placeRun(f: QemuFileReader): void {
+    const buf = f.currentChunk();
+    const off = f.chunkOffset;
+    if (buf.length - off < 2 * (8 + PAGE_SIZE)) return;
+    const b = this.last!;
+    const out = this.runOut;
+    const end = native.ramLoadRecords(buf, off, buf.length, b.block.mapping.addr, b.block.size, b.holes, out);
+    if (end === off) return;
+    f.consumeInChunk(end - off);
+    this.counters.normal += out[0];
+    this.counters.duplicate += out[1];
+    if (out[2] >= 0 && this.populate !== null && b.block === this.populate.block) this.populate.advance(out[2]);
   }
 
   private badFlags(flags: number, at: number): never {

@@ -2,9 +2,9 @@
  * Sending RAM (QEMU migration/ram.c), the `ram` live section, version 4.
  *
  *   START:  be64 total_bytes | MEM_SIZE, then per block: u8 len + idstr, be64 used_length,
- *           [be64 guest physical address with x-ignore-shared]; EOS
- *   PART:   page records …, be64 EOS
- *   END:    last page records …, be64 EOS
+ *           [be64 guest physical address with x-ignore-shared]; [MULTIFD_FLUSH]; EOS
+ *   PART:   page records …, [MULTIFD_FLUSH at the end of a pass], be64 EOS
+ *   END:    last page records …, [MULTIFD_FLUSH], be64 EOS
  *
  *   page record: be64 (block offset | flags) [u8 len + idstr unless CONTINUE] payload
  *     ZERO (0x02): payload u8 0            PAGE (0x08): payload 4096 bytes
@@ -15,32 +15,38 @@
  * so a store after the sync is caught by the next one. The bitmap and the per-block dirty
  * counts live in shared memory and bits are cleared with Atomics: in postcopy the page server
  * (outgoing/page-server.ts) sends requested pages from another thread, and whoever clears a
- * bit sends the page, so no page goes twice. The page path allocates nothing per page:
- * zero detection reads an Int32Array over the window, and the bytes are copied into the
- * writer's staging buffer with a native memcpy (QemuFileWriter.putRange).
+ * bit sends the page, so no page goes twice.
+ *
+ * Pages go in runs: up to RUN_PAGES dirty pages of one block, claimed a bitmap word at a time
+ * (one Atomics.and per 32 pages), then handed whole to a sender: the main stream's records
+ * (ram-send.ts, one native call per run) or, with multifd, a channel thread (multifd/send.ts).
+ * With multifd, a pass ends with every channel's SYNC packet and MULTIFD_FLUSH on the main
+ * stream, so a page sent again in the next pass can never overtake its older copy.
  */
 import type { DirtyLog } from '../machine/dirty';
 import { bitmapWords } from '../machine/dirty';
 import type { RamBlock } from '../machine/ram';
-import { PAGE_SHIFT, PAGE_SIZE, WINDOW_SIZE } from '../machine/bus';
+import { PAGE_SIZE } from '../machine/bus';
 import type { QemuFileReader, QemuFileWriter } from '../stream';
 import { MigrationError } from './errors';
 import type { MigMode } from './options';
 import type { LiveHandler } from './registry';
 import type { PageRing } from './postcopy/shared';
+import { claimRun, holeBitmap, nextSetBit, popcount32, ramBlockIgnored } from './ram-pages';
+import { RecordSender, RUN_PAGES, RUN_PAGES_MAIN, type RunChannels, type SendBlock, type ZeroPageDetection } from './ram-send';
 import { RAM_SAVE_FLAG } from './wire';
 
-const PAGES_PER_WINDOW = WINDOW_SIZE / PAGE_SIZE;
-/** QEMU checks the clock every 64 pages and ends an iteration after 50 ms (MAX_WAIT). */
-const PAGES_PER_CLOCK_CHECK = 64;
+export { holeBitmap, isZeroPage, nextSetBit, ramBlockIgnored } from './ram-pages';
+
+/** QEMU ends an iteration after 50 ms (MAX_WAIT); checked after every run. */
 const MAX_ITERATION_MS = 50;
 
-export type ZeroPageDetection = 'none' | 'legacy' | 'multifd';
+export type { RunChannels, ZeroPageDetection } from './ram-send';
 
 export interface RamSaveCounters {
-  /** Pages sent as PAGE. */
+  /** Pages sent as PAGE (or as a multifd normal page). */
   normal: number;
-  /** Pages sent as ZERO (QEMU's "duplicate"). */
+  /** Pages sent as ZERO (QEMU's "duplicate"), on the main stream or in a multifd zero list. */
   duplicate: number;
   /** Bitmap syncs so far (dirty-sync-count). */
   dirtySyncCount: number;
@@ -59,28 +65,9 @@ export interface RamSaveOptions {
   mode?: MigMode;
 }
 
-/**
- * QEMU's migrate_ram_is_ignored(): the blocks whose pages are not sent, because the other
- * side maps the same memory. With x-ignore-shared, a block backed by a named file and mapped
- * shared; in cpr-transfer (and cpr-exec), every block: the new process maps them all.
- */
-export function ramBlockIgnored(block: RamBlock, ignoreShared: boolean, mode: MigMode = 'normal'): boolean {
-  if (mode === 'cpr-transfer' || mode === 'cpr-exec') return true;
-  return ignoreShared && block.shared && block.memPath !== undefined;
-}
-
-interface BlockState {
-  readonly block: RamBlock;
-  /** index in `states`, and in the shared dirty counts */
-  readonly index: number;
+interface BlockState extends SendBlock {
   readonly bitmap: Uint32Array;
-  readonly words32: Int32Array[];
-  readonly bytes: Uint8Array[];
   readonly log: DirtyLog;
-  /** Pages that were holes in the backing file when the log started (never written, so
-   * zero): sent as ZERO without being read, which would allocate them. A write after that
-   * moment is in the dirty log and sends the page again. Cleared bit by bit as pages go. */
-  holes: Uint32Array | null;
 }
 
 /** What the postcopy page server needs of the saver's state (postMessage-able). */
@@ -91,7 +78,7 @@ export interface RamSaverShare {
 }
 
 export class RamSaver implements LiveHandler {
-  readonly counters: RamSaveCounters = { normal: 0, duplicate: 0, dirtySyncCount: 0 };
+  private syncs = 0;
   private states: BlockState[] = [];
   /** dirty pages per block, shared with the page server */
   private dirtyCounts = new Int32Array(new SharedArrayBuffer(4));
@@ -99,11 +86,15 @@ export class RamSaver implements LiveHandler {
   requests: PageRing | null = null;
   /** release-ram in postcopy: free each page once it is sent */
   releaseSent = false;
+  /** multifd: pages go to the channels, the main stream carries only the framing */
+  multifd: RunChannels | null = null;
   private cur = 0;
   private curPage = 0;
-  private lastBlock: BlockState | null = null;
+  private readonly run = new Int32Array(RUN_PAGES_MAIN);
+  private readonly scan = { next: 0 };
+  private readonly records = new RecordSender(RUN_PAGES_MAIN);
   /** zero-page-detection, read once per iteration (it may change between them), not per page. */
-  private detectZero = true;
+  private zeroMode: ZeroPageDetection = 'multifd';
   private readonly now: () => number;
 
   constructor(
@@ -111,6 +102,16 @@ export class RamSaver implements LiveHandler {
     private readonly opts: RamSaveOptions,
   ) {
     this.now = opts.now ?? (() => performance.now());
+  }
+
+  /** The figures as of now, every channel included. */
+  get counters(): RamSaveCounters {
+    const m = this.multifd;
+    return {
+      normal: this.records.normal + (m ? m.normalPages : 0),
+      duplicate: this.records.duplicate + (m ? m.zeroPages : 0),
+      dirtySyncCount: this.syncs,
+    };
   }
 
   /** Dirty pages left to send. */
@@ -127,27 +128,24 @@ export class RamSaver implements LiveHandler {
     return n;
   }
 
+  /** The blocks whose pages are sent, in the order SendBlock.index counts them. */
+  migratedBlocks(): RamBlock[] {
+    return this.blocks.filter((b) => !this.ignored(b));
+  }
+
   private ignored(b: RamBlock): boolean {
     return ramBlockIgnored(b, !!this.opts.ignoreShared, this.opts.mode);
   }
 
-  saveSetup(f: QemuFileWriter): void {
-    const sent = this.blocks.filter((b) => !this.ignored(b));
+  async saveSetup(f: QemuFileWriter): Promise<void> {
+    const sent = this.migratedBlocks();
     this.dirtyCounts = new Int32Array(new SharedArrayBuffer(4 * Math.max(1, sent.length)));
     this.states = sent.map((block, index) => {
       const bitmap = new Uint32Array(new SharedArrayBuffer(4 * bitmapWords(block.pages))).fill(0xffffffff);
       const tail = block.pages & 31;
       if (tail) bitmap[bitmap.length - 1] = (2 ** tail - 1) >>> 0;
       this.dirtyCounts[index] = block.pages;
-      return {
-        block,
-        index,
-        bitmap,
-        words32: block.windows.map((w) => new Int32Array(w)),
-        bytes: block.windows.map((w) => new Uint8Array(w)),
-        log: this.opts.makeLog(block),
-        holes: null as Uint32Array | null,
-      };
+      return { block, index, name: Buffer.from(block.name, 'latin1'), bitmap, log: this.opts.makeLog(block), holes: null as Uint32Array | null };
     });
     for (const s of this.states) {
       s.log.start();
@@ -155,7 +153,7 @@ export class RamSaver implements LiveHandler {
     }
     this.cur = 0;
     this.curPage = 0;
-    this.lastBlock = null;
+    this.records.last = null;
     // QEMU syncs once at setup (ram_init_bitmaps): pass 1.
     this.sync();
 
@@ -168,6 +166,8 @@ export class RamSaver implements LiveHandler {
       f.putBe64Number(b.size);
       if (this.opts.ignoreShared) f.putBe64Number(b.base);
     }
+    // QEMU ram_save_setup: the channels' first SYNC, and MULTIFD_FLUSH before EOS.
+    if (this.multifd) await this.multifdFlush(f);
     f.putBe64Number(RAM_SAVE_FLAG.EOS);
   }
 
@@ -179,8 +179,8 @@ export class RamSaver implements LiveHandler {
       Atomics.add(this.dirtyCounts, s.index, n);
       added += n;
     }
-    this.counters.dirtySyncCount++;
-    this.opts.onSync?.(this.counters.dirtySyncCount, added);
+    this.syncs++;
+    this.opts.onSync?.(this.syncs, added);
     return added;
   }
 
@@ -203,31 +203,30 @@ export class RamSaver implements LiveHandler {
 
   async saveIterate(f: QemuFileWriter): Promise<boolean> {
     const t0 = this.now();
-    this.detectZero = this.opts.zeroPageDetection() !== 'none';
+    this.zeroMode = this.opts.zeroPageDetection();
     let done = false;
-    let sent = 0;
     for (;;) {
       if (f.rateLimitExceeded()) break;
-      if (!this.sendNext(f)) {
+      if (!(await this.sendRun(f, this.runLimit(f)))) {
         done = true;
         break;
       }
-      if (++sent % PAGES_PER_CLOCK_CHECK === 0) {
-        if (this.now() - t0 > MAX_ITERATION_MS) break;
-        if (f.needsDrain) await f.drain();
-      }
+      if (this.now() - t0 > MAX_ITERATION_MS) break;
     }
+    // The end of a pass: multifd channels sync before the next bitmap sync can dirty a page
+    // they may still be carrying (QEMU multifd_ram_flush_and_sync per round).
+    if (done && this.multifd) await this.multifdFlush(f);
     f.putBe64Number(RAM_SAVE_FLAG.EOS);
     return done;
   }
 
   async saveComplete(f: QemuFileWriter): Promise<void> {
     this.sync();
-    this.detectZero = this.opts.zeroPageDetection() !== 'none';
-    let sent = 0;
-    while (this.sendNext(f)) {
-      if (++sent % PAGES_PER_CLOCK_CHECK === 0 && f.needsDrain) await f.drain();
+    this.zeroMode = this.opts.zeroPageDetection();
+    while (await this.sendRun(f, this.runPages())) {
+      /* everything, rate limit lifted */
     }
+    if (this.multifd) await this.multifdFlush(f);
     f.putBe64Number(RAM_SAVE_FLAG.EOS);
   }
 
@@ -239,19 +238,40 @@ export class RamSaver implements LiveHandler {
     return Promise.reject(new MigrationError('EMIG_STATE', 'RamSaver cannot load'));
   }
 
-  /** Pages the destination asked for first (postcopy without preempt), then the next dirty page
-   * from the scan position, wrapping once; send it. */
-  private sendNext(f: QemuFileWriter): boolean {
+  /** Pages per run under the rate limit: what the window still allows, at least one. */
+  private runLimit(f: QemuFileWriter): number {
+    const left = f.rateLimitRemaining();
+    const most = this.runPages();
+    return left === Infinity ? most : Math.max(1, Math.min(most, Math.ceil(left / (PAGE_SIZE + 8))));
+  }
+
+  /** A multifd packet's pages with multifd; on the main stream, a longer run per sendmsg. */
+  private runPages(): number {
+    return this.multifd ? RUN_PAGES : RUN_PAGES_MAIN;
+  }
+
+  /** Every channel sends its SYNC packet, then MULTIFD_FLUSH goes on the main stream: the
+   * destination loads nothing after it until every channel has placed its pages. */
+  private async multifdFlush(f: QemuFileWriter): Promise<void> {
+    await this.multifd!.flushAndSync();
+    f.putBe64Number(RAM_SAVE_FLAG.MULTIFD_FLUSH);
+  }
+
+  /** Pages the destination asked for first (postcopy without preempt), then the next run of
+   * dirty pages from the scan position, wrapping once; sends them. False when nothing is
+   * dirty. */
+  private async sendRun(f: QemuFileWriter, max: number): Promise<boolean> {
+    if (this.records.mustWait(f)) await f.sinkIdle();
+    else if (f.needsDrain) await f.drain();
     if (this.requests !== null && this.requests.pending && this.serveRequests(f)) return true;
     const n = this.states.length;
     if (n === 0) return false; // every block ignored (cpr-transfer)
     for (let tries = 0; tries <= n; tries++) {
       const s = this.states[this.cur];
-      if (Atomics.load(this.dirtyCounts, s.index) > 0) {
-        const page = nextSetBit(s.bitmap, this.curPage, s.block.pages);
-        if (page >= 0) {
-          this.curPage = page + 1;
-          if (this.claim(s, page)) this.sendPage(f, s, page);
+      while (this.curPage < s.block.pages && Atomics.load(this.dirtyCounts, s.index) > 0) {
+        const k = this.claimRun(s, max);
+        if (k > 0) {
+          await this.sendPages(f, s, this.run, k);
           return true;
         }
       }
@@ -261,12 +281,20 @@ export class RamSaver implements LiveHandler {
     return false;
   }
 
-  /** Clear a page's dirty bit; true if it was set (the clearer sends the page). */
-  private claim(s: BlockState, page: number): boolean {
-    const m = 1 << (page & 31);
-    if ((Atomics.and(s.bitmap, page >>> 5, ~m) & m) === 0) return false;
-    Atomics.sub(this.dirtyCounts, s.index, 1);
-    return true;
+  /** Claims up to `max` dirty pages of `s` from the scan position into this.run and moves the
+   * scan position past them (claimRun in ram-pages.ts). */
+  private claimRun(s: BlockState, max: number): number {
+    const n = claimRun(s.bitmap, this.curPage, s.block.pages, max, this.run, this.scan);
+    if (n !== 0) Atomics.sub(this.dirtyCounts, s.index, n);
+    this.curPage = this.scan.next;
+    return n;
+  }
+
+  /** A claimed run to the main stream or, with multifd, to a channel. */
+  private async sendPages(f: QemuFileWriter, s: BlockState, run: Int32Array, n: number): Promise<void> {
+    if (this.multifd) await this.multifd.queue(f, s, run, n, this.zeroMode, this.records);
+    else this.records.send(f, s, run, n, this.zeroMode !== 'none');
+    if (this.releaseSent) for (let k = 0; k < n; k++) s.block.mapping.punchHole(run[k] * PAGE_SIZE, PAGE_SIZE);
   }
 
   /** Requested pages that are still dirty; the scan goes on right after the last one
@@ -277,36 +305,18 @@ export class RamSaver implements LiveHandler {
       const bi = Math.floor(key / 2 ** 40);
       const page = key - bi * 2 ** 40;
       const s = this.states[bi];
-      if (!s || page >= s.block.pages || !this.claim(s, page)) return;
-      this.sendPage(f, s, page);
+      if (!s || page >= s.block.pages) return;
+      const m = 1 << (page & 31);
+      if ((Atomics.and(s.bitmap, page >>> 5, ~m) & m) === 0) return;
+      Atomics.sub(this.dirtyCounts, s.index, 1);
+      this.run[0] = page;
+      this.records.send(f, s, this.run, 1, this.zeroMode !== 'none');
+      if (this.releaseSent) s.block.mapping.punchHole(page * PAGE_SIZE, PAGE_SIZE);
       this.cur = bi;
       this.curPage = page + 1;
       any = true;
     });
     return any;
-  }
-
-  private sendPage(f: QemuFileWriter, s: BlockState, page: number): void {
-    const w = Math.floor(page / PAGES_PER_WINDOW);
-    const inWin = page - w * PAGES_PER_WINDOW;
-    const cont = this.lastBlock === s ? RAM_SAVE_FLAG.CONTINUE : 0;
-    const offset = page * PAGE_SIZE;
-    const hole = s.holes !== null && (s.holes[page >>> 5] & (1 << (page & 31))) !== 0;
-    if (hole) s.holes![page >>> 5] &= ~(1 << (page & 31));
-    if (this.detectZero && (hole || isZeroPage(s.words32[w], inWin << (PAGE_SHIFT - 2)))) {
-      f.putBe64Number(offset + (RAM_SAVE_FLAG.ZERO | cont));
-      if (!cont) f.putCounted(s.block.name);
-      f.putU8(0);
-      this.counters.duplicate++;
-    } else {
-      f.putBe64Number(offset + (RAM_SAVE_FLAG.PAGE | cont));
-      if (!cont) f.putCounted(s.block.name);
-      f.putRange(s.bytes[w], inWin << PAGE_SHIFT, PAGE_SIZE);
-      this.counters.normal++;
-    }
-    this.lastBlock = s;
-    // The bytes are in the writer's staging buffer now (putRange copies): the page may go.
-    if (this.releaseSent) s.block.mapping.punchHole(offset, PAGE_SIZE);
   }
 
   /* ---- postcopy ---- */
@@ -364,7 +374,7 @@ export class RamSaver implements LiveHandler {
       for (let b = 0; b < 4; b++) v |= (~received[w * 4 + b] & 0xff) << (8 * b);
       if (tail && w === s.bitmap.length - 1) v &= 2 ** tail - 1;
       const old = Atomics.exchange(s.bitmap, w, v >>> 0);
-      delta += popcount(v) - popcount(old);
+      delta += popcount32(v) - popcount32(old);
     }
     Atomics.add(this.dirtyCounts, s.index, delta);
     this.resetScan();
@@ -374,62 +384,11 @@ export class RamSaver implements LiveHandler {
   resetScan(): void {
     this.cur = 0;
     this.curPage = 0;
-    this.lastBlock = null;
+    this.records.last = null;
   }
 
   /** Index of a block among the ones sent, or -1. */
   blockIndex(name: string): number {
     return this.states.findIndex((s) => s.block.name === name);
   }
-}
-
-/** One bit per page that is a hole in the block's backing file right now, or null when the
- * backing cannot tell (then every page is read). */
-export function holeBitmap(block: RamBlock): Uint32Array | null {
-  let extents: number[];
-  try {
-    extents = block.mapping.dataExtents();
-  } catch {
-    return null;
-  }
-  const bits = new Uint32Array(bitmapWords(block.pages)).fill(0xffffffff);
-  for (let i = 0; i < extents.length; i += 2) {
-    const first = Math.floor(extents[i] / PAGE_SIZE);
-    const end = Math.ceil(extents[i + 1] / PAGE_SIZE);
-    for (let p = first; p < end; p++) bits[p >>> 5] &= ~(1 << (p & 31));
-  }
-  return bits;
-}
-
-function popcount(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
-}
-
-/** First set bit at or after `from` (below `limit`), or -1. */
-export function nextSetBit(bitmap: Uint32Array, from: number, limit: number): number {
-  let w = from >>> 5;
-  if (w >= bitmap.length) return -1;
-  let word = bitmap[w] & (0xffffffff << (from & 31));
-  for (;;) {
-    if (word !== 0) {
-      const bit = 31 - Math.clz32(word & -word);
-      const page = (w << 5) + bit;
-      return page < limit ? page : -1;
-    }
-    if (++w >= bitmap.length) return -1;
-    word = bitmap[w];
-  }
-}
-
-/** All 1024 words of the page zero? Eight at a time, ORed, so random data exits at once. */
-export function isZeroPage(words: Int32Array, first: number): boolean {
-  const end = first + PAGE_SIZE / 4;
-  for (let i = first; i < end; i += 8) {
-    if ((words[i] | words[i + 1] | words[i + 2] | words[i + 3] | words[i + 4] | words[i + 5] | words[i + 6] | words[i + 7]) !== 0) {
-      return false;
-    }
-  }
-  return true;
 }

@@ -21,6 +21,7 @@
  * Read side — pull:
  *   read()          resolves with the next chunk (owned by the caller from then on), or null
  *                   at end of stream; rejects on a channel error. One read at a time.
+ *   recycle(chunk)  optional: hand a consumed chunk back for reuse (no view of it kept).
  *
  * Descriptors (optional; a unix socket channel that passes SCM_RIGHTS, the cpr channel):
  *   writeFds(chunk, fds)  like write(), with `fds` riding on the chunk's first byte; the
@@ -40,6 +41,9 @@
 export interface ByteSource {
   read(): Promise<Uint8Array | null>;
   takeFd?(): number | undefined;
+  /** Optional: the caller is done with a chunk read() gave it and kept no view of it, so the
+   * source may reuse its memory (FdChannel's read slabs). At most once per chunk. */
+  recycle?(chunk: Uint8Array): void;
 }
 
 export interface ByteSink {
@@ -53,6 +57,22 @@ export interface ByteSink {
 export interface ByteChannel extends ByteSource, ByteSink {
   destroy(err?: Error): void;
   readonly fd?: number;
+}
+
+/**
+ * A sink whose descriptor the producer may also write to itself (FdChannel): the RAM saver's
+ * native page path sends runs of pages straight from guest RAM. Only while nothing is queued
+ * in the channel (queuedBytes 0), so bytes stay in order; flushed() waits for that.
+ */
+export interface DirectSink extends ByteSink {
+  readonly fd: number | undefined;
+  readonly queuedBytes: number;
+  flushed(): Promise<void>;
+}
+
+export function isDirectSink(s: ByteSink): s is DirectSink {
+  const d = s as Partial<DirectSink>;
+  return typeof d.queuedBytes === 'number' && typeof d.flushed === 'function';
 }
 
 /** A real copy (Buffer#slice would return a view). */
@@ -86,12 +106,16 @@ class PipeQueue {
   bytes = 0;
   ended = false;
   failed: Error | null = null;
+  /** destroyed (with or without an error): nothing written arrives any more, as on a socket
+   * whose peer is gone */
+  closed = false;
   reader: Waiter<Uint8Array | null> | null = null;
   drainers: Waiter<void>[] = [];
 
   constructor(readonly hwm: number) {}
 
   push(chunk: Uint8Array): boolean {
+    if (this.closed) return false;
     if (chunk.length === 0) return this.bytes < this.hwm;
     if (this.reader) {
       const r = this.reader;
@@ -125,6 +149,7 @@ class PipeQueue {
 
   drain(): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
+    if (this.closed) return Promise.reject(new Error('memory pipe destroyed'));
     if (this.bytes < this.hwm) return Promise.resolve();
     return new Promise((resolve, reject) => this.drainers.push({ resolve, reject }));
   }
@@ -140,6 +165,7 @@ class PipeQueue {
 
   fail(err: Error | undefined): void {
     if (err) this.failed = err;
+    this.closed = true;
     this.ended = true;
     this.chunks.length = 0;
     this.head = 0;

@@ -2,7 +2,7 @@
  * The migration stream (QEMU's QEMUFile) over a byte channel: buffered, rate-limited, with a
  * sticky first error and hard limits on every wire length. See docs/ARCHITECTURE.md §Stream.
  */
-export type { ByteSource, ByteSink, ByteChannel, MemoryPipeOptions } from './channel';
+export type { ByteSource, ByteSink, ByteChannel, DirectSink, MemoryPipeOptions } from './channel';
 export {
   memoryChannelPair,
   CollectingSink,
@@ -10,6 +10,7 @@ export {
   NullSink,
   chunkSource,
   bytesSource,
+  isDirectSink,
 } from './channel';
 export { StreamError, hasCode } from './errors';
 export type { StreamErrorCode } from './errors';

@@ -39,6 +39,8 @@ export class QemuFileReader {
   private queued = 0;
   private eof = false;
   private firstError: Error | null = null;
+  /** a view of `cur` was handed out (getBytes): it must not go back to the source */
+  private pinned = false;
 
   constructor(private readonly source: ByteSource | null) {
     if (!source) this.eof = true;
@@ -95,6 +97,7 @@ export class QemuFileReader {
     if (this.firstError || chunk.length === 0) return;
     if (this.off >= this.cur.length && this.queued === 0) {
       this.base += this.cur.length;
+      this.retire();
       this.setCur(chunk);
     } else {
       this.queue.push(chunk);
@@ -284,6 +287,7 @@ export class QemuFileReader {
     const o = this.off;
     if (this.cur.length - o >= n) {
       this.off = o + n;
+      this.pinned = true;
       return this.cur.subarray(o, o + n);
     }
     if (!this.has(n)) return this.underrun(n), EMPTY;
@@ -311,6 +315,24 @@ export class QemuFileReader {
     if (!this.has(1 + len)) return this.underrun(1 + len), '';
     this.getU8();
     return latin1(this.getBytes(len));
+  }
+
+  /** In-place bulk parsing (the RAM loader's native run): the chunk holding the next unread
+   * byte, at chunkOffset; empty when nothing is buffered. Bytes of it before chunkOffset are
+   * consumed, and consumeInChunk(n) consumes n more (n ≤ what is left in this chunk). */
+  currentChunk(): Uint8Array {
+    if (this.off >= this.cur.length && this.queued > 0) this.advance(1);
+    return this.cur;
+  }
+
+  get chunkOffset(): number {
+    return this.off;
+  }
+
+  consumeInChunk(n: number): void {
+    if (this.firstError) return;
+    if (n > this.cur.length - this.off) return this.underrun(n);
+    this.off += n;
   }
 
   /* ---------------------------------------------------------------------------------------- */
@@ -380,6 +402,12 @@ export class QemuFileReader {
 
   /* ---------------------------------------------------------------------------------------- */
 
+  /** `cur` is used up: give it back to the source unless a view of it is out there. */
+  private retire(): void {
+    if (!this.pinned && this.cur.length > 0) this.source?.recycle?.(this.cur);
+    this.pinned = false;
+  }
+
   private setCur(chunk: Uint8Array): void {
     this.cur = chunk;
     this.dv = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -402,6 +430,7 @@ export class QemuFileReader {
       }
       this.queued -= next.length;
       this.base += this.cur.length;
+      this.retire();
       this.setCur(next);
     }
     return true;

@@ -28,8 +28,15 @@
  * Sticky error (qemu_file_set_error): the first error is kept with its message and stream
  * offset; after it every put does nothing and `error` reports it. Callers check at section
  * boundaries. Writing after close() is an ESTREAM_CLOSED error.
+ *
+ * Direct writes (the RAM saver's native page path): with a sink that owns a descriptor
+ * (FdChannel), directFd() hands everything pending to the sink and, if the sink has nothing
+ * queued, returns the descriptor; the caller writes records to it itself and reports them
+ * with accountDirect(), and queues whatever the kernel did not take with putBufferRef() in
+ * the same call, so the stream stays in order. Multifd channels' bytes count in the rate
+ * limit through `otherChannels`.
  */
-import type { ByteSink } from './channel';
+import { isDirectSink, type ByteSink } from './channel';
 import { StreamError } from './errors';
 import { COUNTED_STRING_MAX } from './limits';
 import type { RateLimiter } from './rate-limit';
@@ -71,6 +78,9 @@ export class QemuFileWriter {
   private readonly maxIov: number;
   private readonly copyThreshold: number;
   rateLimiter: RateLimiter | undefined;
+  /** Bytes transferred on the migration's other channels (multifd): they count against
+   * max-bandwidth with this stream's own, as QEMU's rate limit counts every channel. */
+  otherChannels: (() => number) | null = null;
 
   constructor(
     readonly sink: ByteSink,
@@ -343,18 +353,68 @@ export class QemuFileWriter {
 
   /* ---------------------------------------------------------------------------------------- */
 
+  /** The sink's descriptor if the caller may write to it directly now, else -1: everything put
+   * so far is handed to the sink first, and the sink must have nothing queued (see the module
+   * comment). -1 for sinks without a descriptor and after an error. */
+  directFd(): number {
+    if (this.stopped || !isDirectSink(this.sink)) return -1;
+    this.flush();
+    const fd = this.sink.fd;
+    return !this.firstError && fd !== undefined && this.sink.queuedBytes === 0 ? fd : -1;
+  }
+
+  /** Whether the sink could be written directly once its queue is empty. */
+  get directCapable(): boolean {
+    return !this.stopped && isDirectSink(this.sink) && this.sink.fd !== undefined;
+  }
+
+  /** Wait until the sink has written everything queued (for the next direct write). Never
+   * rejects: a channel failure becomes the sticky error. */
+  async sinkIdle(): Promise<void> {
+    this.flush();
+    if (this.firstError || !isDirectSink(this.sink)) return;
+    try {
+      await this.sink.flushed();
+      this.needDrain = false;
+    } catch (e) {
+      this.setError(new StreamError('ESTREAM_CHANNEL', `write failed: ${errText(e)}`, this.handed, { cause: e }));
+    }
+  }
+
+  /** `n` bytes the caller wrote to directFd() itself: they are part of the stream. */
+  accountDirect(n: number): void {
+    this.total += n;
+    this.handed = this.total;
+  }
+
+  /** A write to directFd() failed: the stream has failed. */
+  directFailed(e: unknown): void {
+    this.setError(new StreamError('ESTREAM_CHANNEL', `write failed: ${errText(e)}`, this.total, { cause: e }));
+  }
+
+  /** Bytes this stream and the migration's other channels have transferred. */
+  private transferred(): number {
+    return this.otherChannels ? this.total + this.otherChannels() : this.total;
+  }
+
   /** QEMU's migration_rate_exceeded: true if over this window's budget, or if the stream has
    * failed (so a send loop stops). */
   rateLimitExceeded(): boolean {
     if (this.firstError) return true;
-    return this.rateLimiter ? this.rateLimiter.exceeded(this.total) : false;
+    return this.rateLimiter ? this.rateLimiter.exceeded(this.transferred()) : false;
+  }
+
+  /** Bytes the current rate-limit window still allows (Infinity without a limit). */
+  rateLimitRemaining(): number {
+    if (this.firstError) return 0;
+    return this.rateLimiter ? this.rateLimiter.remaining(this.transferred()) : Infinity;
   }
 
   /** Flush, then sleep until the current rate-limit window ends (QEMU's migration_rate_limit). */
   async waitRateLimit(): Promise<void> {
     this.flush();
     if (!this.rateLimiter) return;
-    await this.rateLimiter.waitForWindow(() => this.total);
+    await this.rateLimiter.waitForWindow(() => this.transferred());
   }
 
   /* ---------------------------------------------------------------------------------------- */

@@ -115,6 +115,14 @@ export class RateLimiter {
     return transferred - this.windowStartBytes > this.budget;
   }
 
+  /** Bytes the current window still allows (Infinity when unlimited): what the next run of
+   * pages may send before the limit is exceeded. */
+  remaining(transferred: number): number {
+    if (this.budget === 0) return Infinity;
+    if (this.clock.now() - this.windowStart >= BUFFER_DELAY_MS) this.reset(transferred);
+    return Math.max(0, this.budget - (transferred - this.windowStartBytes));
+  }
+
   /** Milliseconds until the current window ends (0 if it already has). */
   msUntilWindowEnd(): number {
     return Math.max(0, this.windowStart + BUFFER_DELAY_MS - this.clock.now());

@@ -11,11 +11,10 @@
  *
  *   kernel ─read(2)─▶ slab [ handed out │ handed out │ free ……… ] ─read()─▶ caller owns chunk
  *
- *   Buffer ownership: each read(2) lands in the free tail of a 256 KiB slab and read() returns
- *   a view of exactly those bytes. A region once handed out is never written again (the next
- *   read(2) goes after it, or into a fresh slab when under 64 KiB is left), so the caller owns
- *   the chunk for as long as it keeps it, and may modify it. One kept chunk keeps its whole
- *   slab from the GC, so reads under 4 KiB (return-path messages) are copied out instead.
+ *   Buffer ownership (read-slabs.ts): read() returns a view of exactly what one read(2) put in
+ *   a 1 MiB slab; a region once handed out is never written again, so the caller owns the
+ *   chunk for as long as it keeps it, and may modify it. A caller that is done with a chunk and
+ *   kept no view of it may give it back (recycle()) for its memory to be read into again.
  *
  * Write side — writev(2) at once when nothing is queued; the rest is queued as it is (views,
  * never copied) and written on writability. write() is false at `highWaterMark` queued bytes;
@@ -28,12 +27,10 @@
 import { FdPoll, native, UV_READABLE, UV_WRITABLE } from '../host';
 import type { ByteChannel } from '../stream';
 import { TransportError } from './errors';
+import { ReadSlabs } from './read-slabs';
+export { READ_SLAB_BYTES } from './read-slabs';
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_READ_HIGH_WATER_MARK, type ChannelOptions } from './types';
 
-/** Bytes per read slab: a 256 KiB read(2) per wake-up when the sender is ahead. */
-export const READ_SLAB_BYTES = 256 * 1024;
-const MIN_READ = 64 * 1024;
-const COPY_BELOW = 4096;
 const MAX_IOV = 1024;
 const EMPTY = new Uint8Array(0);
 
@@ -65,8 +62,7 @@ export class FdChannel implements ByteChannel {
   private eof: boolean;
   private flowing = false;
   private reader: Waiter<Uint8Array | null> | null = null;
-  private slab: Buffer | null = null;
-  private slabUsed = 0;
+  private readonly slabs = new ReadSlabs();
   private readonly readHwm: number;
 
   private readonly canWrite: boolean;
@@ -102,6 +98,12 @@ export class FdChannel implements ByteChannel {
     return this.fdNumber;
   }
 
+  /** Bytes handed to write()/writev() and not yet taken by the kernel. Someone writing to
+   * the descriptor directly (the native page path) does so only while this is 0. */
+  get queuedBytes(): number {
+    return this.writeQueued;
+  }
+
   // ── Read side ─────────────────────────────────────────────────────────────────────────────
 
   read(): Promise<Uint8Array | null> {
@@ -131,15 +133,10 @@ export class FdChannel implements ByteChannel {
   private pull(): void {
     const fd = this.fdNumber;
     while (fd !== undefined && !this.eof && !this.failure && (this.reader || this.readQueued < this.readHwm)) {
-      if (!this.slab || this.slab.length - this.slabUsed < MIN_READ) {
-        this.slab = Buffer.allocUnsafeSlow(READ_SLAB_BYTES);
-        this.slabUsed = 0;
-      }
-      const at = this.slabUsed;
-      const room = this.slab.length - at;
+      const { buf, at, len: room } = this.slabs.room();
       let n: number;
       try {
-        n = native.read(fd, this.slab, at, room);
+        n = native.read(fd, buf, at, room);
       } catch (e) {
         return this.fail(TransportError.fromSyscall(e, this.label));
       }
@@ -148,12 +145,7 @@ export class FdChannel implements ByteChannel {
         this.finishRead();
         break;
       }
-      let chunk: Uint8Array;
-      if (n < COPY_BELOW) chunk = Buffer.from(this.slab.subarray(at, at + n));
-      else {
-        chunk = this.slab.subarray(at, at + n);
-        this.slabUsed = at + n;
-      }
+      const chunk = this.slabs.take(at, n);
       const r = this.reader;
       if (r) {
         this.reader = null;
@@ -165,6 +157,12 @@ export class FdChannel implements ByteChannel {
       if (n < room) break;
     }
     this.updatePoll();
+  }
+
+  /** The reader is done with `chunk` (from read()) and holds no view of it: its bytes may be
+   * read into again. Other chunks are ignored. Call at most once per chunk. */
+  recycle(chunk: Uint8Array): void {
+    this.slabs.recycle(chunk);
   }
 
   private finishRead(): void {

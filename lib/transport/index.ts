@@ -21,6 +21,7 @@ export type { MigrationAddress, MigrationChannel, ChannelType, SocketAddress } f
 export { parseUri, formatAddress, resolveChannels, UriError } from './uri';
 export { connectSocket, listenSocket, socketChannel, SOCKET_BUFFER_BYTES } from './socket';
 export { FdChannel, READ_SLAB_BYTES } from './fd-channel';
+export { peekSocket } from './peek';
 export type { FdChannelOptions } from './fd-channel';
 export { StreamChannel, netSocketChannel } from './stream-channel';
 export { connectFd, listenFd, fdChannel, resolveFd, fdKind } from './fd';

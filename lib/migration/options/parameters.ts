@@ -71,6 +71,9 @@ export type MigrationParametersInput = {
   [K in MigrationParameterName]?: K extends 'tls-creds' | 'tls-hostname' | 'tls-authz' ? string | null : MigrationParameters[K];
 };
 
+/** The most multifd channels livemig opens: each is a thread on both sides (QEMU takes 255). */
+export const MULTIFD_MAX_CHANNELS = 16;
+
 /** riscv64 TARGET_PAGE_BITS is 12. */
 export const TARGET_PAGE_SIZE = 4096;
 
@@ -194,6 +197,9 @@ export function checkParameters(p: MigrationParameters, caps: CapabilitySet): vo
  */
 export function refusedParameters(p: MigrationParameters, caps: CapabilitySet): void {
   if (p['tls-creds'] !== '') fail(`No TLS credentials with id '${p['tls-creds']}'`);
+  if (caps.multifd && p['multifd-channels'] > MULTIFD_MAX_CHANNELS) {
+    fail(`multifd-channels ${p['multifd-channels']} is more than livemig runs (at most ${MULTIFD_MAX_CHANNELS}: one thread per channel on each side)`);
+  }
   if (caps.multifd && p['multifd-compression'] !== 'none') {
     fail(`multifd-compression '${p['multifd-compression']}' is not supported by livemig (only 'none')`);
   }

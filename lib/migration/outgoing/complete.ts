@@ -30,9 +30,10 @@ export async function stopForSwitchover(ctx: OutgoingContext): Promise<void> {
   // cpr-reboot stopped the guest before the setup: the downtime counts from there.
   if (ctx.stopTime === 0) {
     ctx.stopTime = ctx.now();
-    ctx.bytesAtStop = f.position;
+    ctx.bytesAtStop = ctx.transferred();
   }
   await ctx.deps.vm.stopForSwitchover();
+  ctx.stoppedAt = ctx.now();
   ctx.deps.cpr?.stopped();
   ctx.throttle?.stop();
   f.rateLimiter?.setMaxBandwidth(0);
@@ -44,10 +45,12 @@ export async function completePrecopy(ctx: OutgoingContext): Promise<void> {
   const f = ctx.f!;
   await stopForSwitchover(ctx);
   await sv.complete();
+  const tRam = ctx.now();
   sv.saveDevices();
   await ctx.deps.cpr?.devicesSent();
   sv.finish();
   const err = await f.close();
+  const tSent = ctx.now();
   if (err) throw err instanceof MigrationError ? err : new MigrationError('EMIG_PEER', err.message, { cause: err });
   ctx.checkCancel();
   if (ctx.rp) {
@@ -55,8 +58,11 @@ export async function completePrecopy(ctx: OutgoingContext): Promise<void> {
     if (status !== 0) throw new MigrationError('EMIG_PEER', `destination reported failure (SHUT status ${status})`);
   }
   ctx.stats.downtime = ctx.now() - ctx.stopTime;
-  ctx.stats.downtimeBytes = f.position - ctx.bytesAtStop;
+  ctx.stats.downtimeBytes = ctx.transferred() - ctx.bytesAtStop;
   ctx.stats.precopyBytes = ctx.bytesAtStop;
-  if (DEBUG) process.stderr.write(`migration: downtime ${Math.round(ctx.stats.downtime)} ms, ${ctx.stats.downtimeBytes} bytes after stop\n`);
+  if (DEBUG) {
+    const ms = (t: number) => Math.round(t - ctx.stopTime);
+    process.stderr.write(`migration: downtime ${Math.round(ctx.stats.downtime)} ms (vCPUs parked ${ms(ctx.stoppedAt)}, RAM sent ${ms(tRam)}, stream ended ${ms(tSent)}), ${ctx.stats.downtimeBytes} bytes after stop\n`);
+  }
   state.cas('device', 'completed');
 }

@@ -9,6 +9,7 @@ import type { ByteChannel, QemuFileWriter } from '../../stream';
 import type { MigrationAddress } from '../../transport/uri';
 import { MigrationError } from '../errors';
 import type { CprSourceHooks } from '../cpr/source';
+import type { MultifdSender } from '../multifd';
 import type { MigMode, MigrationOptions } from '../options';
 import { abortChannel } from '../postcopy/shared';
 import type { RamSaver } from '../ram-save';
@@ -44,6 +45,8 @@ export interface OutgoingStats {
   downtime: number;
   expectedDowntime: number;
   transferred: number;
+  /** bytes on the multifd channels (included in transferred) */
+  multifdBytes: number;
   remaining: number;
   total: number;
   duplicate: number;
@@ -69,12 +72,16 @@ export class OutgoingContext {
   sv: SaveVm | null = null;
   estimator: SwitchoverEstimator | null = null;
   throttle: Throttle | null = null;
+  /** multifd: the page channels beside the main one */
+  multifd: MultifdSender | null = null;
   rp: ReturnPath | null = null;
   cancelled = false;
   /** The guest ran when `migrate` started: the run state the destination is told. */
   vmWasRunning = false;
   /** switchover-ack: the destination said it may switch over. */
   switchoverAcked = false;
+  /** When the vCPUs had parked for the switchover (0 until then). */
+  stoppedAt = 0;
   /** When the guest stopped for the switchover (0 until then). */
   stopTime = 0;
   bytesAtStop = 0;
@@ -113,6 +120,7 @@ export class OutgoingContext {
       downtime: 0,
       expectedDowntime: deps.options.params['downtime-limit'],
       transferred: 0,
+      multifdBytes: 0,
       remaining: 0,
       total: 0,
       duplicate: 0,
@@ -163,6 +171,14 @@ export class OutgoingContext {
   returnPathBroke(err: Error): void {
     this.returnPathError ??= err;
     abortChannel(this.channel, err);
+    // The phases may be waiting on a multifd channel, not on the main one: a channel blocked
+    // on a peer that is gone would wait forever.
+    this.multifd?.abort(err instanceof MigrationError ? err : new MigrationError('EMIG_RETURN_PATH', err.message, { cause: err }));
+  }
+
+  /** Bytes sent on the main stream and every multifd channel (QEMU's migration_transferred_bytes). */
+  transferred(): number {
+    return (this.f?.position ?? 0) + (this.multifd?.bytes ?? 0);
   }
 
   pagesSent(): number {

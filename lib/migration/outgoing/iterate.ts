@@ -34,7 +34,7 @@ export async function iteratePhase(ctx: OutgoingContext): Promise<'complete' | '
     await sv.iterate();
     if (f.needsDrain) await f.drain();
     if (f.rateLimitExceeded()) await f.waitRateLimit();
-    est.update(f.position, ctx.pagesSent());
+    est.update(ctx.transferred(), ctx.pagesSent());
     ctx.stats.expectedDowntime = est.expectedDowntime;
     ctx.stats.mbps = est.mbps;
     ctx.stats.pagesPerSecond = est.pagesPerSecond;

@@ -99,6 +99,7 @@ export class OutgoingMigration {
       const e = ctx.returnPathError ?? thrown;
       ctx.stats.errorDesc = e instanceof Error ? e.message : String(e);
       abortChannel(ctx.channel, e instanceof Error ? e : undefined);
+      ctx.multifd?.abort();
       if (ctx.cancelled) state.cas('cancelling', 'cancelled') || state.reset('cancelled');
       else state.reset('failed');
       // cpr-transfer: the serial comes back before the guest runs again.
@@ -107,6 +108,7 @@ export class OutgoingMigration {
       if (!ctx.destinationRuns) vm.outgoingFailed(wasRunning);
     } finally {
       ctx.throttle?.stop();
+      await ctx.multifd?.close();
       await ctx.pageServer?.stop();
       ctx.saver?.saveCleanup();
       for (const c of ctx.cleanups.splice(0)) c();
@@ -128,7 +130,9 @@ export class OutgoingMigration {
         ctx.cancelled = true;
         ctx.continueResolve?.();
         ctx.deps.cpr?.cancel();
-        ctx.channel?.destroy(new MigrationError('EMIG_CANCELLED', 'migration cancelled'));
+        const err = new MigrationError('EMIG_CANCELLED', 'migration cancelled');
+        ctx.multifd?.abort(err);
+        ctx.channel?.destroy(err);
         return true;
       }
     }
@@ -178,7 +182,8 @@ export class OutgoingMigration {
     const status = ctx.state.status;
     // Every channel counts, as QEMU's transferred does: the main stream (over all its
     // recoveries) and the preempt channel.
-    s.transferred = (ctx.f?.position ?? 0) + ctx.bytesBeforeRecovery + (ctx.pageServer?.preemptBytes ?? 0);
+    s.transferred = ctx.transferred() + ctx.bytesBeforeRecovery + (ctx.pageServer?.preemptBytes ?? 0);
+    s.multifdBytes = ctx.multifd?.bytes ?? 0;
     s.remaining = status === 'completed' ? 0 : (ctx.saver?.dirtyPages ?? 0) * 4096;
     s.total = ctx.saver?.totalBytes ?? ctx.deps.machine.ramBlocks.reduce((n, b) => n + b.size, 0);
     s.duplicate = c?.duplicate ?? 0;

@@ -1,8 +1,8 @@
 /**
  * Setup phase (QEMU migration_thread → qemu_savevm_state_header/setup):
  *
- *   connect → header + configuration → [OPEN_RETURN_PATH, PING 1] → START sections
- *   (RAM: every page dirty, the block list) → status setup → active
+ *   connect → header + configuration → [OPEN_RETURN_PATH, PING 1] → [multifd: open the
+ *   channels] → START sections (RAM: every page dirty, the block list) → status setup → active
  */
 import type { MigrationAddress } from '../../transport/uri';
 import { QemuFileReader, QemuFileWriter, RateLimiter } from '../../stream';
@@ -12,6 +12,8 @@ import { SaveVm } from '../savevm';
 import { configurationFor, globalStateFor, machineRegistry, streamFormat } from '../sections';
 import { Throttle } from '../throttle';
 import { MigrationError } from '../errors';
+import { MultifdSender } from '../multifd';
+import { abortChannel } from '../postcopy/shared';
 import { encodeAdvise } from '../postcopy/wire';
 import { MIG_CMD, MIG_RP_MSG } from '../wire';
 import type { OutgoingContext } from './context';
@@ -89,6 +91,7 @@ export async function setupPhase(ctx: OutgoingContext, addr: MigrationAddress): 
     rp.shut.catch((e: Error) => ctx.returnPathBroke(e));
     void rp.run();
   }
+  if (options.caps.multifd) await openMultifd(ctx, addr);
   await sv.setup();
   if (postcopy) {
     // Postcopy reads the return path on its own thread (page-server.ts), which needs the
@@ -108,12 +111,34 @@ export async function setupPhase(ctx: OutgoingContext, addr: MigrationAddress): 
   ctx.checkCancel();
   ctx.stats.setupTime = ctx.now() - ctx.stats.startTime;
   ctx.advance('setup', 'active');
-  ctx.estimator.start(f.position, ctx.pagesSent());
+  ctx.estimator.start(ctx.transferred(), ctx.pagesSent());
+}
+
+/** The multifd channels (QEMU multifd_send_setup), before the RAM block list: the destination
+ * has them all by the time it reads the first MULTIFD_FLUSH. A channel that fails later fails
+ * the migration as the main channel would. */
+async function openMultifd(ctx: OutgoingContext, addr: MigrationAddress): Promise<void> {
+  const f = ctx.f!;
+  const mf = await MultifdSender.open({
+    channels: ctx.options.params['multifd-channels'],
+    uuid: ctx.deps.machine.uuid ?? new Uint8Array(16),
+    blocks: ctx.saver!.migratedBlocks(),
+    connect: () => ctx.deps.connect(addr),
+    onFailure: (err) => {
+      f.setError(err);
+      abortChannel(ctx.channel, err);
+    },
+  });
+  ctx.multifd = mf;
+  ctx.saver!.multifd = mf;
+  // max-bandwidth counts every channel's bytes (QEMU's rate limit does).
+  f.otherChannels = () => mf.bytes;
+  ctx.checkCancel();
 }
 
 /** After every bitmap sync (migration_bitmap_sync): estimator, stats, events, throttle. */
 function onSync(ctx: OutgoingContext, pass: number, newlyDirty: number): void {
-  const pos = ctx.f?.position ?? 0;
+  const pos = ctx.transferred();
   ctx.estimator?.onSync(pass, pos, ctx.stopTime !== 0);
   if (ctx.estimator) ctx.stats.expectedDowntime = ctx.estimator.expectedDowntime;
   if (DEBUG) {
