@@ -7,7 +7,7 @@
  *   [-incoming with a cpr channel: wait for the old process, read the CPR state]
  *   machine (on the received RAM descriptors: nothing written into RAM) → serial (unless the
  *   old process's is to be adopted) → monitors → pidfile → -incoming listens (and closes the
- *   cpr channel), or the guest runs
+ *   cpr channel), or the guest runs → monitor clients are greeted (QEMU's main loop starts)
  * So with a cpr channel the monitor is not up until the old process has sent its state.
  */
 import * as fs from 'node:fs';
@@ -139,8 +139,10 @@ export class Runtime implements MonitorBackend {
     machine.on('resume', () => this.events.emit('RESUME'));
     machine.on('reset', () => this.events.emit('RESET', { guest: true, reason: 'guest-reset' }));
 
+    let open!: () => void;
+    const opened = new Promise<void>((r) => (open = r));
     if (cfg.qmp.length || cfg.monitor.length) {
-      this.monitor = new Monitor({ backend: this, events: this.events, log: (m) => process.stderr.write(`${m}\n`) });
+      this.monitor = new Monitor({ backend: this, events: this.events, opened, log: (m) => process.stderr.write(`${m}\n`) });
       await this.monitor.startFromConfig({ qmp: cfg.qmp, monitor: cfg.monitor });
       await this.monitor.ready;
     }
@@ -150,10 +152,15 @@ export class Runtime implements MonitorBackend {
     if (main !== undefined) {
       const cpr = this.cpr;
       this.manager.expectIncoming({ cpr: cpr ? { listening: () => cpr.listening(), resumed: () => void this.adoptSerial() } : undefined });
-      if (main !== 'defer') await this.manager.incoming(main, { exitOnError: true });
+      try {
+        if (main !== 'defer') await this.manager.incoming(main, { exitOnError: true });
+      } finally {
+        open();
+      }
     } else if (!cfg.startPaused) {
       machine.cont();
     }
+    open();
   }
 
   /* ---- MonitorBackend ---- */

@@ -96,6 +96,8 @@ export interface HmpServerOptions extends EndpointOptions {
   engine: HmpEngine;
   dispatcher: Dispatcher;
   version: VersionTriple;
+  /** Sessions start once this resolves: see MonitorOptions.opened. */
+  opened?: Promise<void>;
 }
 
 export class HmpServer {
@@ -127,6 +129,11 @@ export class HmpServer {
   }
 
   private onConnection(c: Connection): void {
+    if (this.opts.opened) void this.opts.opened.then(() => !c.input.destroyed && this.startSession(c));
+    else this.startSession(c);
+  }
+
+  private startSession(c: Connection): void {
     new HmpSession(c, this.opts.engine, this.opts.dispatcher, { monitor: 'hmp', fds: this.fds }, this.opts.version);
   }
 }

@@ -40,6 +40,13 @@ export interface MonitorOptions {
   stdin?: Readable;
   stdout?: Writable;
   log?: (message: string) => void;
+  /**
+   * Clients are greeted (and their input read) only once this resolves. QEMU accepts monitor
+   * clients in its main loop, which starts after `-incoming` listens: a client that has its
+   * greeting may connect a migration at once. The endpoints listen (and wait=on waits for its
+   * client) before it.
+   */
+  opened?: Promise<void>;
 }
 
 export class Monitor {
@@ -81,6 +88,7 @@ export class Monitor {
       package: this.opts.package,
       fdReceiverFactory: this.opts.fdReceiverFactory,
       jsonLimits: this.opts.jsonLimits,
+      opened: this.opts.opened,
       stdin: this.opts.stdin,
       stdout: this.opts.stdout,
       log: this.opts.log,
@@ -96,6 +104,7 @@ export class Monitor {
       engine: this.hmp,
       dispatcher: this.dispatcher,
       version: this.version,
+      opened: this.opts.opened,
       stdin: this.opts.stdin,
       stdout: this.opts.stdout,
       log: this.opts.log,

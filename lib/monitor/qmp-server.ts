@@ -27,6 +27,8 @@ export interface QmpServerOptions extends EndpointOptions {
   fdReceiverFactory?: FdReceiverFactory;
   jsonLimits?: Partial<JsonLimits>;
   outputHighWater?: number;
+  /** Sessions start (greeting sent, input read) once this resolves: see MonitorOptions.opened. */
+  opened?: Promise<void>;
 }
 
 export class QmpServer {
@@ -77,6 +79,14 @@ export class QmpServer {
   }
 
   private onConnection(c: Connection): void {
+    if (this.opts.opened) void this.opts.opened.then(() => this.startSession(c));
+    else this.startSession(c);
+  }
+
+  private startSession(c: Connection): void {
+    // Gone before the monitor opened: nothing to greet. (Input waits unread meanwhile: a
+    // stream without a 'data' listener does not flow.)
+    if (c.input.destroyed) return;
     const fdReceiver = c.kind === 'unix' && c.socket ? this.opts.fdReceiverFactory?.(c.socket) : undefined;
     const s = new QmpSession(c, this.opts.dispatcher, this.opts.events, {
       greeting: this.greeting(),
