@@ -2,11 +2,12 @@
  * Shared pieces of the process-level benchmarks: start livemig processes with a QMP socket,
  * print one JSON line per result, measure a raw unix-socket stream as a ceiling.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { QmpClient } from '../lib/monitor/qmp-client';
+import { SOCKET_BUFFER_BYTES } from '../lib/transport/socket';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const LIVEMIG = path.join(ROOT, 'dist/lib/cli/livemig.js');
@@ -170,20 +171,58 @@ export async function waitMigration(q: QmpClient, pollMs = 50): Promise<any> {
 
 /**
  * The ceiling for a migration stream of `bytes` over a unix socket, in the migration's
- * process layout: a writer child sends `bytes` from a buffer of `bufferBytes` into a unix
- * socket, a reader child copies them into a preallocated buffer of `bufferBytes` (see
- * raw-socket-peer.ts). GB/s over the reader's time from accept to the last byte.
+ * process layout: a writer process sends `bytes` from a faulted-in buffer of `bufferBytes`, a
+ * reader process lands them in another, through one unix socket with the migration sockets'
+ * kernel buffers. GB/s over the reader's time from accept to the last byte.
+ *
+ * The pair is bench/ceiling/unix-stream.c, compiled with the system cc (write(2) and read(2)
+ * of 1 MiB, straight into the reader's buffer: the least any receiver can do). Without a
+ * compiler, two Node processes do it (raw-socket-peer.ts: 'data' chunks copied into the
+ * buffer), which is slower than livemig's own native page path: RAW_CEILING.kind says which.
  */
 export async function rawUnixStream(bytes: number, dir: string, bufferBytes = bytes): Promise<number> {
+  const size = Math.min(bufferBytes, RAW_BUFFER_MAX);
+  const exe = compiledCeiling(dir);
+  if (exe) {
+    const sock = path.join(dir, 'raw-c.sock');
+    const out = execFileSync(exe, [sock, String(bytes), String(size), String(SOCKET_BUFFER_BYTES)], { encoding: 'utf8' });
+    const r = JSON.parse(out) as { bytes: number; ms: number };
+    if (r.bytes !== bytes) throw new Error(`raw socket reader got ${r.bytes} of ${bytes} bytes`);
+    RAW_CEILING.kind = 'c';
+    return r.bytes / (r.ms / 1000) / 1e9;
+  }
+  RAW_CEILING.kind = 'node';
+  return rawUnixStreamNode(bytes, dir, size);
+}
+
+/** Which pair measured the last raw-socket ceiling (see rawUnixStream). */
+export const RAW_CEILING: { kind: 'c' | 'node' | null } = { kind: null };
+
+let ceilingExe: string | null | undefined;
+
+function compiledCeiling(dir: string): string | null {
+  if (ceilingExe !== undefined) return ceilingExe;
+  const src = path.join(ROOT, 'bench', 'ceiling', 'unix-stream.c');
+  const exe = path.join(dir, 'unix-stream');
+  try {
+    execFileSync('cc', ['-O2', src, '-o', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
+    ceilingExe = exe;
+  } catch (e) {
+    process.stderr.write(`bench: compiling unix-stream.c failed, the raw-socket ceiling is two Node processes (${(e as Error).message.split('\n')[0]})\n`);
+    ceilingExe = null;
+  }
+  return ceilingExe;
+}
+
+async function rawUnixStreamNode(bytes: number, dir: string, size: number): Promise<number> {
   const peer = path.join(__dirname, 'raw-socket-peer.js');
   const sock = path.join(dir, 'raw.sock');
-  const size = String(Math.min(bufferBytes, RAW_BUFFER_MAX));
-  const reader = spawn(process.execPath, [peer, 'read', sock, String(bytes), size], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const reader = spawn(process.execPath, [peer, 'read', sock, String(bytes), String(size)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let writer: ChildProcess | null = null;
   try {
     const lines = linesOf(reader);
     if ((await lines.next()).value !== 'ready') throw new Error('raw socket reader did not start');
-    writer = spawn(process.execPath, [peer, 'write', sock, String(bytes), size], { stdio: ['ignore', 'ignore', 'inherit'] });
+    writer = spawn(process.execPath, [peer, 'write', sock, String(bytes), String(size)], { stdio: ['ignore', 'ignore', 'inherit'] });
     const done = (await lines.next()).value;
     if (typeof done !== 'string') throw new Error('raw socket reader ended without a result');
     const r = JSON.parse(done) as { bytes: number; ms: number };

@@ -30,7 +30,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseSize } from '../lib/util/size';
-import { arg, rawUnixStream, report, sleep, tmpdir, ROOT, VmProcess } from './harness';
+import { arg, RAW_CEILING, rawUnixStream, report, sleep, tmpdir, ROOT, VmProcess } from './harness';
 import { histogramDelta, histogramObject, histogramPercentile, percentile, remoteRttCeiling, round, strideInfo, strideLog, STRIDE_LOG_ENTRIES, caughtUp } from './postcopy-measure';
 
 /** The "idle" background stream: about one page per 100 ms rate-limit window. */
@@ -227,7 +227,7 @@ async function reportBackground(p: Pair, s: LatencySpec, mem: string, gap: numbe
     bench: 'postcopy-background',
     params: { preempt: s.preempt, placement: s.placement, mem, guest: 'stride', 'gap-us': gap, transport: 'unix' },
     figures: { 'postcopy-GBps': +gbps.toFixed(3), 'postcopy-bytes': bytes, 'postcopy-phase-ms': Math.round(span.phaseMs), 'postcopy-requests': span.done.ram['postcopy-requests'] },
-    ceiling: { 'raw-unix-socket-GBps': +raw.toFixed(3) },
+    ceiling: { 'raw-unix-socket-GBps': +raw.toFixed(3), kind: RAW_CEILING.kind },
     ratio: +(gbps / raw).toFixed(3),
   });
 }
@@ -274,7 +274,7 @@ async function abCase(mode: AbMode): Promise<void> {
         'engine-p50-bucket-us': post ? histogramPercentile(hist, 50) : undefined,
         'engine-p99-bucket-us': post ? histogramPercentile(hist, 99) : undefined,
       },
-      ceiling: rawMs !== null ? { 'raw-unix-socket-ms': Math.round(rawMs), 'raw-unix-socket-GBps': +raw.toFixed(3) } : null,
+      ceiling: rawMs !== null ? { 'raw-unix-socket-ms': Math.round(rawMs), 'raw-unix-socket-GBps': +raw.toFixed(3), kind: RAW_CEILING.kind } : null,
       ratio: rawMs !== null && info['total-time'] ? +(rawMs / info['total-time']).toFixed(3) : null,
     });
   } finally {

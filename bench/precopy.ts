@@ -36,7 +36,7 @@
  *     [--timeout 180] [--no-auto-converge]
  */
 import { parseSize } from '../lib/util/size';
-import { arg, flag, rawUnixStream, report, spread, tmpdir } from './harness';
+import { arg, flag, RAW_CEILING, rawUnixStream, report, spread, tmpdir } from './harness';
 import { findQemu, gbps, runLabel, runMigration, type Engine, type MigrationOutcome } from './migrate-run';
 
 interface Config {
@@ -94,7 +94,7 @@ async function idleRound(mem: string, round: number, cs: Config[], lines: Line[]
       bench: 'precopy-idle',
       params: { mem, guest: 'idle', engine: c.engine, channels: c.channels, transport, 'downtime-limit': 300, round, status: r.info.status },
       figures: { ...f, cpu: r.cpu },
-      ceiling: { 'raw-unix-socket-GBps': +ceiling.toFixed(3) },
+      ceiling: { 'raw-unix-socket-GBps': +ceiling.toFixed(3), kind: RAW_CEILING.kind },
       ratio,
     });
   }
