@@ -182,7 +182,7 @@ export async function waitMigration(q: QmpClient, pollMs = 50): Promise<any> {
  */
 export async function rawUnixStream(bytes: number, dir: string, bufferBytes = bytes): Promise<number> {
   const size = Math.min(bufferBytes, RAW_BUFFER_MAX);
-  const exe = compiledCeiling(dir);
+  const exe = compiledCeiling();
   if (exe) {
     const sock = path.join(dir, 'raw-c.sock');
     const out = execFileSync(exe, [sock, String(bytes), String(size), String(SOCKET_BUFFER_BYTES)], { encoding: 'utf8' });
@@ -200,10 +200,12 @@ export const RAW_CEILING: { kind: 'c' | 'node' | null } = { kind: null };
 
 let ceilingExe: string | null | undefined;
 
-function compiledCeiling(dir: string): string | null {
-  if (ceilingExe !== undefined) return ceilingExe;
+/** Compiled once per bench process, into a directory of its own (the callers' directories
+ * go away with their runs). */
+function compiledCeiling(): string | null {
+  if (ceilingExe !== undefined && (ceilingExe === null || fs.existsSync(ceilingExe))) return ceilingExe;
   const src = path.join(ROOT, 'bench', 'ceiling', 'unix-stream.c');
-  const exe = path.join(dir, 'unix-stream');
+  const exe = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'livemig-ceiling-')), 'unix-stream');
   try {
     execFileSync('cc', ['-O2', src, '-o', exe], { stdio: ['ignore', 'ignore', 'pipe'] });
     ceilingExe = exe;
