@@ -47,22 +47,33 @@ std::pair<uint8_t*, size_t> Bytes(Napi::Env env, napi_value v, const char* sc) {
   return {static_cast<uint8_t*>(data), length * ElementSize(type)};
 }
 
+// Arguments 1–3 of read() and peek(): buf, off, len → the range buf[off, off+len).
+static std::pair<uint8_t*, size_t> BufferRange(const Napi::CallbackInfo& info, const char* sc) {
+  Napi::Env env = info.Env();
+  auto [p, size] = Bytes(env, info[1], sc);
+  uint64_t off = ArgU64(info, 2, sc);
+  uint64_t len = ArgU64(info, 3, sc);
+  if (off > size || len > size - off) ThrowErrno(env, sc, ERANGE, "range outside the buffer");
+  return {p + off, static_cast<size_t>(len)};
+}
+
+// A non-blocking call's result: bytes, or -1 for "nothing now" (EAGAIN); other errors throw.
+static Napi::Value BytesOrWouldBlock(Napi::Env env, ssize_t n, const char* sc) {
+  if (n < 0) {
+    if (errno == EAGAIN) return Napi::Number::New(env, -1);
+    ThrowErrno(env, sc, errno);
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
 // read(fd, buf, off, len) → bytes read into buf[off, off+len); 0 at end of stream, -1 when
 // nothing is available now.
 Napi::Value Read(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "read");
-  auto [p, size] = Bytes(env, info[1], "read");
-  uint64_t off = ArgU64(info, 2, "read");
-  uint64_t len = ArgU64(info, 3, "read");
-  if (off > size || len > size - off) ThrowErrno(env, "read", ERANGE, "range outside the buffer");
+  auto [p, len] = BufferRange(info, "read");
   ssize_t n;
-  do n = read(fd, p + off, len); while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN) return Napi::Number::New(env, -1);
-    ThrowErrno(env, "read", errno);
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
+  do n = read(fd, p, len); while (n < 0 && errno == EINTR);
+  return BytesOrWouldBlock(info.Env(), n, "read");
 }
 
 // writev(fd, chunks, index = 0, offset = 0) → bytes written, or -1 when the descriptor is full.
@@ -93,30 +104,18 @@ Napi::Value Writev(const Napi::CallbackInfo& info) {
   if (iov.empty()) return Napi::Number::New(env, 0);
   ssize_t n;
   do n = writev(fd, iov.data(), static_cast<int>(iov.size())); while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN) return Napi::Number::New(env, -1);
-    ThrowErrno(env, "writev", errno);
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
+  return BytesOrWouldBlock(env, n, "writev");
 }
 
 // peek(fd, buf, off, len) → bytes waiting at the front of the socket, copied to buf[off, …)
 // and left there (recv MSG_PEEK); 0 at end of stream, -1 when nothing is there yet. QEMU tells a
 // new incoming connection's kind (main stream or multifd channel) by its first bytes.
 Napi::Value Peek(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "recv");
-  auto [p, size] = Bytes(env, info[1], "recv");
-  uint64_t off = ArgU64(info, 2, "recv");
-  uint64_t len = ArgU64(info, 3, "recv");
-  if (off > size || len > size - off) ThrowErrno(env, "recv", ERANGE, "range outside the buffer");
+  auto [p, len] = BufferRange(info, "recv");
   ssize_t n;
-  do n = recv(fd, p + off, len, MSG_PEEK | MSG_DONTWAIT); while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno == EAGAIN) return Napi::Number::New(env, -1);
-    ThrowErrno(env, "recv", errno);
-  }
-  return Napi::Number::New(env, static_cast<double>(n));
+  do n = recv(fd, p, len, MSG_PEEK | MSG_DONTWAIT); while (n < 0 && errno == EINTR);
+  return BytesOrWouldBlock(info.Env(), n, "recv");
 }
 
 // dup(fd) → a new close-on-exec descriptor for the same open socket: a worker gets its own
