@@ -6,13 +6,18 @@
 //                    does not take is copied into the caller's spill area
 //   ramLoadRecords   the well-formed CONTINUE records at the front of a received chunk → pages
 //                    copied into RAM; stops at the first record that needs a decision
+//   ramPlaceRecords  the same records on a postcopy destination, whose RAM is registered with
+//                    userfaultfd: each page placed atomically (UFFDIO_COPY / ZEROPAGE, or a
+//                    write through the alias mapping and UFFDIO_CONTINUE), its received bit set
 //
 // What this file decides: nothing. Encoding a record is arithmetic on offsets the caller chose;
 // the loader stops at any record that is not a PAGE or ZERO continuing the current block with
 // an offset inside it, and the TypeScript loader then reads that record itself and reports
 // whatever is wrong with it. Every RAM range is checked against the live mappings first.
 #include <limits.h>
+#include <linux/userfaultfd.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -188,11 +193,145 @@ Napi::Value RamLoadRecords(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(off));
 }
 
+// One placement ioctl; true when it placed the page, false when the page was there already
+// (EEXIST: a requested copy and the stream's both came). Any other failure throws.
+template <typename Arg>
+bool PlaceIoctl(Napi::Env env, int uffd, unsigned long req, Arg* a, const char* sc) {
+  int r;
+  do r = ioctl(uffd, req, a); while (r < 0 && errno == EINTR);
+  if (r == 0) return true;
+  if (errno == EEXIST) return false;
+  ThrowErrno(env, sc, errno);
+}
+
+bool TestAndSet(int32_t* bits, uint64_t p) {
+  const int32_t m = static_cast<int32_t>(1u << (p & 31));
+  return (__atomic_fetch_or(&bits[p >> 5], m, __ATOMIC_SEQ_CST) & m) != 0;
+}
+
+bool TestBit(int32_t* bits, uint64_t p) {
+  return (__atomic_load_n(&bits[p >> 5], __ATOMIC_SEQ_CST) >> (p & 31)) & 1;
+}
+
+// ramPlaceRecords(buf, off, end, uffd, base, bytes, aliasBase, aliasBytes, minor, zeropage,
+//                 received, requested, claimed, out, req, maxRecords) → the offset after the
+// last record placed. The postcopy counterpart of ramLoadRecords, for the records at buf[off, end) that
+// are exactly PAGE|CONTINUE or ZERO|CONTINUE (fill byte 0) with an offset inside the block;
+// stops at anything else, at a full `req`, and after maxRecords records (each may cost an
+// ioctl: the caller's event loop waits meanwhile). Each page is placed as placement.ts places one:
+//   copy   UFFDIO_COPY from the record (a ZERO: UFFDIO_ZEROPAGE when `zeropage`, else a copy
+//          of a zero page)
+//   minor  claimed bit test-and-set (a page is written through the alias once only), the bytes
+//          written through the alias mapping, then UFFDIO_CONTINUE; a page claimed already is
+//          left to the placer that claimed it
+// then its `received` bit is set (after the page is in place: the fault worker reads it). A
+// placed page whose `requested` bit is set goes into req, for the loader to tell the fault
+// worker. out = [normal, zero, placed (EEXIST not counted), req entries].
+Napi::Value RamPlaceRecords(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* sc = "ramPlaceRecords";
+  Typed buf = TypedOf(env, info[0], napi_uint8_array, sc);
+  uint64_t off = ArgU64(info, 1, sc);
+  uint64_t end = ArgU64(info, 2, sc);
+  if (end > buf.bytes || off > end) ThrowErrno(env, sc, ERANGE, "range outside the buffer");
+  int uffd = ArgFd(info, 3, sc);
+  uint64_t bytes;
+  uint8_t* base = RamArg(info, 4, &bytes, sc);
+  const bool minor = info[8].ToBoolean();
+  uint8_t* alias = nullptr;
+  if (minor) {
+    uint64_t aliasBytes;
+    alias = RamArg(info, 6, &aliasBytes, sc);
+    if (aliasBytes != bytes) ThrowErrno(env, sc, EINVAL, "alias mapping of another size");
+  }
+  const bool zeropage = info[9].ToBoolean();
+  const uint64_t words = (bytes / kPage + 31) / 32;
+  Typed received = TypedOf(env, info[10], napi_int32_array, sc);
+  Typed requested = TypedOf(env, info[11], napi_int32_array, sc);
+  Typed claimed = TypedOf(env, info[12], napi_int32_array, sc, !minor);
+  if (received.elements < words || requested.elements < words || (minor && claimed.elements < words)) {
+    ThrowErrno(env, sc, ERANGE, "bitmap shorter than the block");
+  }
+  Typed out = TypedOf(env, info[13], napi_float64_array, sc);
+  if (out.elements < 4) ThrowErrno(env, sc, ERANGE, "out needs 4 entries");
+  Typed req = TypedOf(env, info[14], napi_int32_array, sc);
+  const uint64_t maxRecords = ArgU64(info, 15, sc);
+  int32_t* rec = reinterpret_cast<int32_t*>(received.data);
+  int32_t* rq = reinterpret_cast<int32_t*>(requested.data);
+  int32_t* cl = reinterpret_cast<int32_t*>(claimed.data);
+  int32_t* reqOut = reinterpret_cast<int32_t*>(req.data);
+  static const uint8_t kZero[kPage] = {};
+  double normal = 0, zero = 0, placed = 0;
+  size_t nreq = 0;
+  for (uint64_t n = 0; n < maxRecords && end - off >= 8 && nreq < req.elements; n++) {
+    const uint64_t v = GetBe64(buf.data + off);
+    const uint64_t flags = v & (kPage - 1);
+    const uint64_t addr = v - flags;
+    if (addr >= bytes) break;
+    const uint64_t p = addr / kPage;
+    const uint8_t* src;
+    size_t len;
+    if (flags == (kFlagPage | kFlagContinue)) {
+      if (end - off < 8 + kPage) break;
+      src = buf.data + off + 8;
+      len = 8 + kPage;
+      normal++;
+    } else if (flags == (kFlagZero | kFlagContinue)) {
+      if (end - off < 9 || buf.data[off + 8] != 0) break;
+      src = nullptr;
+      len = 9;
+      zero++;
+    } else {
+      break;
+    }
+    bool done = false;
+    bool mine = true;
+    const uint64_t dst = reinterpret_cast<uint64_t>(base + addr);
+    if (minor) {
+      // Claimed by the fault worker (the preempt channel brought it): that placer sets the
+      // received bit once its CONTINUE is done.
+      mine = !TestAndSet(cl, p);
+      if (mine) {
+        if (src) std::memcpy(alias + addr, src, kPage);
+        else std::memset(alias + addr, 0, kPage);
+        uffdio_continue c = {};
+        c.range.start = dst;
+        c.range.len = kPage;
+        done = PlaceIoctl(env, uffd, UFFDIO_CONTINUE, &c, "ioctl(UFFDIO_CONTINUE)");
+      }
+    } else if (!src && zeropage) {
+      uffdio_zeropage z = {};
+      z.range.start = dst;
+      z.range.len = kPage;
+      done = PlaceIoctl(env, uffd, UFFDIO_ZEROPAGE, &z, "ioctl(UFFDIO_ZEROPAGE)");
+    } else {
+      uffdio_copy c = {};
+      c.dst = dst;
+      c.src = reinterpret_cast<uint64_t>(src ? src : kZero);
+      c.len = kPage;
+      done = PlaceIoctl(env, uffd, UFFDIO_COPY, &c, "ioctl(UFFDIO_COPY)");
+    }
+    if (done) placed++;
+    if (mine) {
+      TestAndSet(rec, p);
+      if (TestBit(rq, p)) reqOut[nreq++] = static_cast<int32_t>(p);
+    }
+    off += len;
+  }
+  double* o = reinterpret_cast<double*>(out.data);
+  o[0] = normal;
+  o[1] = zero;
+  o[2] = placed;
+  o[3] = static_cast<double>(nreq);
+  return Napi::Number::New(env, static_cast<double>(off));
+}
+
 }  // namespace
 
 void InitRamRecords(Napi::Env env, Napi::Object exports) {
   exports.Set("ramSendRecords", Napi::Function::New(env, RamSendRecords, "ramSendRecords"));
   exports.Set("ramLoadRecords", Napi::Function::New(env, RamLoadRecords, "ramLoadRecords"));
+  exports.Set("ramPlaceRecords", Napi::Function::New(env, RamPlaceRecords, "ramPlaceRecords"));
 }
 
 }  // namespace livemig

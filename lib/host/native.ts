@@ -175,6 +175,16 @@ export interface NativeAddon {
    * Returns the offset after the last one placed. out = [normal, zero, highest data offset
    * or -1]. A data page clears its `holes` bit; a zero page with its bit set is not touched. */
   ramLoadRecords(buf: Uint8Array, off: number, end: number, base: number, bytes: number, holes: Uint32Array | null, out: Float64Array): number;
+  /** Postcopy's ramLoadRecords: the same records placed through userfaultfd `uffd` (copy:
+   * UFFDIO_COPY / ZEROPAGE when `zeropage`; minor: the claimed bit, a write through the alias
+   * mapping [aliasBase, +aliasBytes), UFFDIO_CONTINUE), each page's received bit set once it
+   * is in place; placed pages whose requested bit is set are listed in req (the call stops
+   * when req is full, and after maxRecords). out = [normal, zero, placed (EEXIST not
+   * counted), req entries]. */
+  ramPlaceRecords(
+    buf: Uint8Array, off: number, end: number, uffd: number, base: number, bytes: number, aliasBase: number, aliasBytes: number,
+    minor: boolean, zeropage: boolean, received: Int32Array, requested: Int32Array, claimed: Int32Array | null, out: Float64Array, req: Int32Array, maxRecords: number,
+  ): number;
   /** isZero[k] = whether page pages[from+k] is all zeros (k < count) → how many are. */
   zeroScan(base: number, bytes: number, pages: Int32Array, from: number, count: number, isZero: Uint8Array): number;
   /** Blocking: head[0, headLen) then the pages, straight from RAM, poll(2) while the socket is

@@ -47,7 +47,11 @@ interface LoadBlock {
 export interface RamPostcopy {
   /** per block (loader order), the received bitmap */
   readonly received: Int32Array[];
-  placer: { place(block: number, page: number, src: Uint8Array): boolean; zero(block: number, page: number): boolean } | null;
+  placer: {
+    place(block: number, page: number, src: Uint8Array): boolean;
+    zero(block: number, page: number): boolean;
+    placeRecords(block: number, buf: Uint8Array, off: number, end: number, out: Float64Array, maxRecords: number): number;
+  } | null;
 }
 
 export interface RamLoadCounters {
@@ -105,6 +109,7 @@ export class RamLoader implements LiveHandler {
   knownZero: ((block: RamBlock) => Uint32Array | null) | null = null;
 
   private readonly runOut = new Float64Array(3);
+  private readonly placeOut = new Float64Array(4);
   private readonly pristine: boolean;
   private readonly populate: { block: RamBlock; advance(offset: number): void } | null;
   private readonly ignoreShared: boolean;
@@ -158,7 +163,14 @@ export class RamLoader implements LiveHandler {
       throw new MigrationError('EMIG_RAM', 'RAM pages before the block list', { section: 'ram', position: f.position });
     }
     for (;;) {
-      if (this.last !== null && this.postcopy === null) this.placeRun(f);
+      if (this.last !== null) {
+        if (this.postcopy === null) this.placeRun(f);
+        else if (this.postcopy.placer && this.placePostcopyRun(f)) {
+          // A run is at most POSTCOPY_RECORDS_PER_TURN records: turn after each.
+          this.sinceTurn = 0;
+          await new Promise<void>((r) => setImmediate(r));
+        }
+      }
       // Wait only for what the next record needs: in postcopy the sender may pause right after
       // a short section (it waits for the destination), so "a full record's worth" may never come.
       if (!f.has(8)) await f.fill(8);
@@ -332,6 +344,22 @@ export class RamLoader implements LiveHandler {
     this.counters.normal += out[0];
     this.counters.duplicate += out[1];
     if (out[2] >= 0 && this.populate !== null && b.block === this.populate.block) this.populate.advance(out[2]);
+  }
+
+  /** placeRun in postcopy, once the guest runs here: the run's pages placed through
+   * userfaultfd (PagePlacer.placeRecords). True when it placed any. */
+  private placePostcopyRun(f: QemuFileReader): boolean {
+    const buf = f.currentChunk();
+    const off = f.chunkOffset;
+    if (buf.length - off < 2 * 9) return false;
+    const b = this.last!;
+    const out = this.placeOut;
+    const end = this.postcopy!.placer!.placeRecords(b.index, buf, off, buf.length, out, POSTCOPY_RECORDS_PER_TURN);
+    if (end === off) return false;
+    f.consumeInChunk(end - off);
+    this.counters.normal += out[0];
+    this.counters.duplicate += out[1];
+    return true;
   }
 
   private badFlags(flags: number, at: number): never {

@@ -4,7 +4,7 @@
  * record needing a decision, and the multifd channel calls (whole packets, blocking, cancelled
  * by shutting the socket down from another thread).
  */
-import { HOST_PAGE_SIZE, MemfdMapping, native } from '../../lib/host';
+import { HOST_PAGE_SIZE, MemfdMapping, native, Userfaultfd } from '../../lib/host';
 import { hostErrorOf, hostWorker, nextMessage } from './helpers';
 
 const PAGE = HOST_PAGE_SIZE;
@@ -206,5 +206,42 @@ describe('native page I/O', () => {
     expect(hostErrorOf(() => native.ramSendRecords(-1, m.addr, m.size, Int32Array.of(1), 1, true, null, new Uint32Array(1), scratchFor(1), out)).code).toBe('ERANGE');
     expect(hostErrorOf(() => native.ramLoadRecords(new Uint8Array(8), 0, 9, m.addr, m.size, null, new Float64Array(3))).code).toBe('ERANGE');
     expect(hostErrorOf(() => native.readFull(987654, new Uint8Array(8), 0, 8)).code).toBe('EBADF');
+  });
+
+  test('ramPlaceRecords: postcopy placement through userfaultfd, received bits, requested pages, EEXIST, limits', () => {
+    const dst = MemfdMapping.create({ name: 'pc-dst', size: PAGES * PAGE });
+    const uffd = Userfaultfd.open();
+    try {
+      uffd.register(dst.addr, dst.size, ['missing']);
+      const sent = new Float64Array(5);
+      const scratch = scratchFor(4);
+      // Pages 2, 5, 6 hold data; 4 is zero (a ZERO record). Then an EOS the call must stop at.
+      const total = native.ramSendRecords(-1, m.addr, m.size, Int32Array.of(2, 4, 5, 6), 4, true, null, null, scratch, sent);
+      const recs = Buffer.concat([scratch.subarray(sent[3], sent[3] + total), Buffer.from([0, 0, 0, 0, 0, 0, 0, F.EOS])]);
+      const words = Math.ceil(PAGES / 32);
+      const received = new Int32Array(words);
+      const requested = Int32Array.of(1 << 5, 0);
+      const out = new Float64Array(4);
+      const req = new Int32Array(8);
+      const place = (end: number, max: number) =>
+        native.ramPlaceRecords(recs, 0, end, uffd.fd, dst.addr, dst.size, 0, 0, false, false, received, requested, null, out, req, max);
+      expect(place(recs.length, 100)).toBe(total);
+      expect([...out]).toEqual([3, 1, 4, 1]);
+      expect(req[0]).toBe(5);
+      expect(received[0]).toBe((1 << 2) | (1 << 4) | (1 << 5) | (1 << 6));
+      // Every page is there already: EEXIST is not an error, and nothing counts as placed.
+      expect(place(total, 100)).toBe(total);
+      expect(out[2]).toBe(0);
+      // At most maxRecords records; a record cut short is left for the caller.
+      expect(place(total, 1)).toBe(8 + PAGE);
+      expect(place(8 + PAGE + 5, 100)).toBe(8 + PAGE);
+      uffd.unregister(dst.addr, dst.size);
+      const d = new Uint8Array(dst.window());
+      for (const p of [2, 5, 6]) expect(Buffer.from(d.subarray(p * PAGE, (p + 1) * PAGE)).equals(Buffer.from(ram.subarray(p * PAGE, (p + 1) * PAGE)))).toBe(true);
+      expect(d[4 * PAGE + 7]).toBe(0);
+    } finally {
+      uffd.close();
+      dst.close();
+    }
   });
 });

@@ -16,7 +16,7 @@
  * shared.ts). A page already in place (EEXIST: the preempt channel and the background stream
  * both carried it, or a duplicate request) is not an error.
  */
-import { isHostError, Userfaultfd, windowAt } from '../../host';
+import { isHostError, native, Userfaultfd, windowAt } from '../../host';
 import { MigrationError } from '../errors';
 import { monotonicMs, pageKey, testAndSet, testBit, type PageRing, type SharedBlock } from './shared';
 
@@ -29,6 +29,8 @@ export class PagePlacer {
   private readonly alias: (Uint8Array | null)[];
   /** pages this placer put in place (not counting EEXIST) */
   placed = 0;
+  /** placeRecords: the requested pages one native call placed */
+  private readonly req = new Int32Array(256);
 
   constructor(
     private readonly uffd: Userfaultfd,
@@ -79,6 +81,29 @@ export class PagePlacer {
     }
     this.after(block, page);
     return done;
+  }
+
+  /**
+   * The whole PAGE/ZERO CONTINUE records of block `block` at buf[off, end), placed as place()
+   * and zero() would place them, by one native call (native.ramPlaceRecords), at most
+   * `maxRecords` of them. Returns the offset after the last one; out = [normal, zero, …].
+   * Stops at the first record that needs a decision (the loader reads that one itself).
+   */
+  placeRecords(block: number, buf: Uint8Array, off: number, end: number, out: Float64Array, maxRecords: number): number {
+    const b = this.blocks[block];
+    const minor = this.mode === 'minor';
+    let next: number;
+    try {
+      next = native.ramPlaceRecords(buf, off, end, this.uffd.fd, b.addr, b.size, minor ? b.aliasAddr! : 0, minor ? b.size : 0, minor, this.zeropage, b.received, b.requested, minor ? b.claimed! : null, out, this.req, maxRecords);
+    } catch (e) {
+      throw new MigrationError('EMIG_RAM', `placing pages of '${b.name}' failed: ${(e as Error).message}`, { section: 'ram', field: b.name, cause: e });
+    }
+    this.placed += out[2];
+    if (this.ring) {
+      const now = monotonicMs();
+      for (let k = 0; k < out[3]; k++) this.ring.push(pageKey(block, this.req[k]), now);
+    }
+    return next;
   }
 
   private resolve(op: () => number, b: SharedBlock, page: number): boolean {
