@@ -157,8 +157,9 @@ export class IncomingMigration {
     // Take the destination's page faults in a helper thread just ahead of the load (the
     // process may have started it already, while it waited for the stream). Under
     // x-ignore-shared a shared file-backed RAM is already there, and under cpr-transfer all of
-    // it: nothing to populate.
-    const populate = cpr || (ignoreShared && machine.ram.shared && machine.ram.memPath) ? null : machine.populateAhead();
+    // it: nothing to populate. With postcopy-ram, ADVISE discards all of RAM (manager.ts).
+    const skip = cpr || options.caps['postcopy-ram'] || (ignoreShared && machine.ram.shared && machine.ram.memPath);
+    const populate = skip ? null : machine.populateAhead();
     populate?.gate();
     const ram = new RamLoader(machine.ramBlocks, { pristine: !machine.hasRun, populate, ignoreShared, mode: cpr ? 'cpr-transfer' : 'normal' });
     ram.multifd = this.multifd;
