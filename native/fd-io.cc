@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "page-util.h"
 
 namespace livemig {
 namespace {
@@ -22,29 +23,11 @@ namespace {
 // IOV_MAX: the kernel refuses longer vectors (EINVAL); the caller continues from what was taken.
 constexpr uint32_t kMaxIov = IOV_MAX;
 
-size_t ElementSize(napi_typedarray_type t) {
-  switch (t) {
-    case napi_int16_array: case napi_uint16_array: return 2;
-    case napi_int32_array: case napi_uint32_array: case napi_float32_array: return 4;
-    case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: return 8;
-    default: return 1;
-  }
-}
-
-// (pointer, byte length) of a typed array argument, EINVAL for anything else. One
-// napi_get_typedarray_info call (its data pointer already includes the view's offset): writev
-// makes this call for every piece of a ~128-piece batch.
+// (pointer, byte length) of a typed array argument, EINVAL for anything else: page-util's
+// reader (the data pointer napi gives already includes the view's offset).
 std::pair<uint8_t*, size_t> Bytes(Napi::Env env, napi_value v, const char* sc) {
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) != napi_ok) {
-    // The failed check left a pending JS exception behind; ours replaces it.
-    napi_value ignored;
-    napi_get_and_clear_last_exception(env, &ignored);
-    ThrowErrno(env, sc, EINVAL, "expected a Uint8Array");
-  }
-  return {static_cast<uint8_t*>(data), length * ElementSize(type)};
+  pageio::Typed t = pageio::AnyTyped(env, v, sc);
+  return {t.data, t.bytes};
 }
 
 // Arguments 1–3 of read() and peek(): buf, off, len → the range buf[off, off+len).

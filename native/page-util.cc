@@ -39,6 +39,10 @@ static Typed TypedArg(Napi::Env env, napi_value v, const char* sc, bool nullable
   return {static_cast<uint8_t*>(data), length * el, length, type};
 }
 
+Typed AnyTyped(Napi::Env env, napi_value v, const char* sc) {
+  return TypedArg(env, v, sc, false);
+}
+
 Typed TypedOf(Napi::Env env, napi_value v, napi_typedarray_type want, const char* sc, bool nullable) {
   Typed t = TypedArg(env, v, sc, nullable);
   if (t.data != nullptr && t.type != want) ThrowErrno(env, sc, EINVAL, "typed array of the wrong kind");

@@ -22,6 +22,9 @@ struct Typed {
   napi_typedarray_type type;
 };
 
+// Any typed array argument (SharedArrayBuffer-backed ones included), EINVAL otherwise.
+Typed AnyTyped(Napi::Env env, napi_value v, const char* sc);
+
 // A typed array argument of kind `want` (SharedArrayBuffer-backed ones included), EINVAL
 // otherwise; null or undefined give {nullptr, 0} when `nullable`.
 Typed TypedOf(Napi::Env env, napi_value v, napi_typedarray_type want, const char* sc, bool nullable = false);

@@ -22,7 +22,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { advancePopulate } from '../../machine/populate-cursor';
 import { native } from '../../host';
 import { MigrationError } from '../errors';
-import { ALL, ChannelShare, CTL, STAT, type ChannelBlock } from './shared';
+import { ALL, channelThreadState, CTL, STAT, type ChannelBlock } from './shared';
 import { decodeHeader, decodeOffsets, MULTIFD_FLAG, MULTIFD_HEADER_BYTES, MULTIFD_PACKET_PAGES } from './wire';
 
 export interface RecvWorkerData {
@@ -41,12 +41,7 @@ export type FromRecvWorker = { type: 'error'; code: string; field?: string; deta
 
 const PAGE = 4096;
 const d = workerData as RecvWorkerData;
-const share = new ChannelShare(d.share);
-const ctl = share.ctl;
-const all = new Int32Array(d.all);
-const head = Buffer.alloc(MULTIFD_HEADER_BYTES + 8 * MULTIFD_PACKET_PAGES);
-const normal = new Int32Array(MULTIFD_PACKET_PAGES);
-const zero = new Int32Array(MULTIFD_PACKET_PAGES);
+const { share, ctl, all, head, normal, zero } = channelThreadState(d);
 const byName = new Map(d.blocks.map((b, i) => [b.name, i]));
 const knownZero = d.knownZero.map((z) => (z ? new Uint32Array(z) : null));
 

@@ -18,7 +18,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { native } from '../../host';
-import { ALL, ChannelShare, CTL, JOB, STAT, type ChannelBlock } from './shared';
+import { ALL, channelThreadState, CTL, JOB, STAT, type ChannelBlock } from './shared';
 import { encodeHeader, encodeOffsets, MULTIFD_FLAG, MULTIFD_HEADER_BYTES, MULTIFD_PACKET_PAGES } from './wire';
 
 export interface SendWorkerData {
@@ -32,12 +32,7 @@ export type FromSendWorker = { type: 'error'; message: string; code?: string };
 
 const PAGE = 4096;
 const d = workerData as SendWorkerData;
-const share = new ChannelShare(d.share);
-const ctl = share.ctl;
-const all = new Int32Array(d.all);
-const head = Buffer.alloc(MULTIFD_HEADER_BYTES + 8 * MULTIFD_PACKET_PAGES);
-const normal = new Int32Array(MULTIFD_PACKET_PAGES);
-const zero = new Int32Array(MULTIFD_PACKET_PAGES);
+const { share, ctl, all, head, normal, zero } = channelThreadState(d);
 const scan = new Int32Array(MULTIFD_PACKET_PAGES);
 const isZero = new Uint8Array(MULTIFD_PACKET_PAGES);
 

@@ -24,7 +24,7 @@
  *   all channels: all[PACKET_NUM] packet_num (the source's global fetch-and-increment),
  *   all[DONE_ANY] / all[ARRIVED] bumped by any channel so the main thread waits on one word.
  */
-import { MULTIFD_PACKET_PAGES } from './wire';
+import { MULTIFD_HEADER_BYTES, MULTIFD_PACKET_PAGES } from './wire';
 
 /** Jobs (packets) a channel may have queued: 8 MiB, so the channel thread still has work while
  * the main thread waits tens of milliseconds for its event loop on a busy machine. */
@@ -119,4 +119,18 @@ export interface ChannelBlock {
   name: string;
   addr: number;
   size: number;
+}
+
+/** What every channel thread (send-worker.ts, recv-worker.ts) works with: its control words,
+ * the channels' common words, a packet header's buffer and the packet's page lists. */
+export function channelThreadState(d: { share: SharedArrayBuffer; all: SharedArrayBuffer }) {
+  const share = new ChannelShare(d.share);
+  return {
+    share,
+    ctl: share.ctl,
+    all: new Int32Array(d.all),
+    head: Buffer.alloc(MULTIFD_HEADER_BYTES + 8 * MULTIFD_PACKET_PAGES),
+    normal: new Int32Array(MULTIFD_PACKET_PAGES),
+    zero: new Int32Array(MULTIFD_PACKET_PAGES),
+  };
 }
