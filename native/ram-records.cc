@@ -140,6 +140,56 @@ Napi::Value RamSendRecords(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(total));
 }
 
+// The received chunk a run is taken from: argument 0 the buffer, 1 and 2 [off, end) in it.
+struct Chunk {
+  const uint8_t* data;
+  uint64_t off;
+  uint64_t end;
+};
+
+Chunk ChunkArg(const Napi::CallbackInfo& info, const char* sc) {
+  Napi::Env env = info.Env();
+  Typed buf = TypedOf(env, info[0], napi_uint8_array, sc);
+  uint64_t off = ArgU64(info, 1, sc);
+  uint64_t end = ArgU64(info, 2, sc);
+  if (end > buf.bytes || off > end) ThrowErrno(env, sc, ERANGE, "range outside the buffer");
+  return {buf.data, off, end};
+}
+
+// A record a run may take: its page offset in the block, its page bytes (null for a ZERO) and
+// its length in the stream.
+struct RunRecord {
+  uint64_t addr;
+  const uint8_t* page;
+  size_t len;
+};
+
+// The record at the front of `c`, if a run may take it: exactly PAGE|CONTINUE or ZERO|CONTINUE
+// (fill byte 0), whole in the chunk, with a page offset inside a block of `bytes`. Anything
+// else ends the run, and the caller's own parser takes that record.
+bool NextRunRecord(const Chunk& c, uint64_t bytes, RunRecord* r) {
+  const uint64_t left = c.end - c.off;
+  if (left < 8) return false;
+  const uint8_t* at = c.data + c.off;
+  const uint64_t v = GetBe64(at);
+  const uint64_t flags = v & (kPage - 1);
+  r->addr = v - flags;
+  if (r->addr >= bytes) return false;
+  if (flags == (kFlagPage | kFlagContinue)) {
+    if (left < 8 + kPage) return false;
+    r->page = at + 8;
+    r->len = 8 + kPage;
+    return true;
+  }
+  if (flags == (kFlagZero | kFlagContinue)) {
+    if (left < 9 || at[8] != 0) return false;
+    r->page = nullptr;
+    r->len = 9;
+    return true;
+  }
+  return false;
+}
+
 // ramLoadRecords(buf, off, end, base, bytes, holes, out) → the offset after the last record
 // placed. Places the records at buf[off, end) while each is whole there and is exactly
 // PAGE|CONTINUE or ZERO|CONTINUE with a zero fill byte and a page offset inside the block:
@@ -150,10 +200,7 @@ Napi::Value RamSendRecords(const Napi::CallbackInfo& info) {
 Napi::Value RamLoadRecords(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* sc = "ramLoadRecords";
-  Typed buf = TypedOf(env, info[0], napi_uint8_array, sc);
-  uint64_t off = ArgU64(info, 1, sc);
-  uint64_t end = ArgU64(info, 2, sc);
-  if (end > buf.bytes || off > end) ThrowErrno(env, sc, ERANGE, "range outside the buffer");
+  Chunk c = ChunkArg(info, sc);
   uint64_t bytes;
   uint8_t* base = RamArg(info, 3, &bytes, sc);
   Typed holes = TypedOf(env, info[5], napi_uint32_array, sc, true);
@@ -162,35 +209,26 @@ Napi::Value RamLoadRecords(const Napi::CallbackInfo& info) {
   if (out.elements < 3) ThrowErrno(env, sc, ERANGE, "out needs 3 entries");
   uint32_t* hole = reinterpret_cast<uint32_t*>(holes.data);
   double normal = 0, zero = 0, highest = -1;
-  while (end - off >= 8) {
-    const uint64_t v = GetBe64(buf.data + off);
-    const uint64_t flags = v & (kPage - 1);
-    const uint64_t addr = v - flags;
-    if (addr >= bytes) break;
-    const uint64_t p = addr / kPage;
+  RunRecord r;
+  for (; NextRunRecord(c, bytes, &r); c.off += r.len) {
+    const uint64_t p = r.addr / kPage;
     const bool isHole = hole && ((__atomic_load_n(&hole[p >> 5], __ATOMIC_SEQ_CST) >> (p & 31)) & 1u);
-    if (flags == (kFlagPage | kFlagContinue)) {
-      if (end - off < 8 + kPage) break;
-      std::memcpy(base + addr, buf.data + off + 8, kPage);
+    if (r.page) {
+      std::memcpy(base + r.addr, r.page, kPage);
       // Atomic: multifd channel threads clear bits of the same words.
       if (isHole) __atomic_fetch_and(&hole[p >> 5], ~(1u << (p & 31)), __ATOMIC_SEQ_CST);
-      if (static_cast<double>(addr) > highest) highest = static_cast<double>(addr);
+      if (static_cast<double>(r.addr) > highest) highest = static_cast<double>(r.addr);
       normal++;
-      off += 8 + kPage;
-    } else if (flags == (kFlagZero | kFlagContinue)) {
-      if (end - off < 9 || buf.data[off + 8] != 0) break;
-      if (!isHole && !IsZeroPage(base + addr)) std::memset(base + addr, 0, kPage);
-      zero++;
-      off += 9;
     } else {
-      break;
+      if (!isHole && !IsZeroPage(base + r.addr)) std::memset(base + r.addr, 0, kPage);
+      zero++;
     }
   }
   double* o = reinterpret_cast<double*>(out.data);
   o[0] = normal;
   o[1] = zero;
   o[2] = highest;
-  return Napi::Number::New(env, static_cast<double>(off));
+  return Napi::Number::New(env, static_cast<double>(c.off));
 }
 
 // One placement ioctl; true when it placed the page, false when the page was there already
@@ -230,10 +268,7 @@ bool TestBit(int32_t* bits, uint64_t p) {
 Napi::Value RamPlaceRecords(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* sc = "ramPlaceRecords";
-  Typed buf = TypedOf(env, info[0], napi_uint8_array, sc);
-  uint64_t off = ArgU64(info, 1, sc);
-  uint64_t end = ArgU64(info, 2, sc);
-  if (end > buf.bytes || off > end) ThrowErrno(env, sc, ERANGE, "range outside the buffer");
+  Chunk c = ChunkArg(info, sc);
   int uffd = ArgFd(info, 3, sc);
   uint64_t bytes;
   uint8_t* base = RamArg(info, 4, &bytes, sc);
@@ -263,27 +298,13 @@ Napi::Value RamPlaceRecords(const Napi::CallbackInfo& info) {
   static const uint8_t kZero[kPage] = {};
   double normal = 0, zero = 0, placed = 0;
   size_t nreq = 0;
-  for (uint64_t n = 0; n < maxRecords && end - off >= 8 && nreq < req.elements; n++) {
-    const uint64_t v = GetBe64(buf.data + off);
-    const uint64_t flags = v & (kPage - 1);
-    const uint64_t addr = v - flags;
-    if (addr >= bytes) break;
+  RunRecord r;
+  for (uint64_t n = 0; n < maxRecords && nreq < req.elements && NextRunRecord(c, bytes, &r); n++, c.off += r.len) {
+    const uint64_t addr = r.addr;
     const uint64_t p = addr / kPage;
-    const uint8_t* src;
-    size_t len;
-    if (flags == (kFlagPage | kFlagContinue)) {
-      if (end - off < 8 + kPage) break;
-      src = buf.data + off + 8;
-      len = 8 + kPage;
-      normal++;
-    } else if (flags == (kFlagZero | kFlagContinue)) {
-      if (end - off < 9 || buf.data[off + 8] != 0) break;
-      src = nullptr;
-      len = 9;
-      zero++;
-    } else {
-      break;
-    }
+    const uint8_t* src = r.page;
+    if (src) normal++;
+    else zero++;
     bool done = false;
     bool mine = true;
     const uint64_t dst = reinterpret_cast<uint64_t>(base + addr);
@@ -316,14 +337,13 @@ Napi::Value RamPlaceRecords(const Napi::CallbackInfo& info) {
       TestAndSet(rec, p);
       if (TestBit(rq, p)) reqOut[nreq++] = static_cast<int32_t>(p);
     }
-    off += len;
   }
   double* o = reinterpret_cast<double*>(out.data);
   o[0] = normal;
   o[1] = zero;
   o[2] = placed;
   o[3] = static_cast<double>(nreq);
-  return Napi::Number::New(env, static_cast<double>(off));
+  return Napi::Number::New(env, static_cast<double>(c.off));
 }
 
 }  // namespace
