@@ -33,17 +33,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "latency.h"
+
 #define PAGE 4096
 
 static char *ram;
 static long pages;
 static double *lat;
 
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
 
 static int io_all(int fd, void *buf, size_t len, int writing) {
   for (size_t done = 0; done < len;) {
@@ -65,10 +62,6 @@ static void *faulter(void *arg) {
   return NULL;
 }
 
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
 
 /* B: answers each request with the page, until the request socket closes. */
 static int source(int req, int pg) {
@@ -142,10 +135,6 @@ int main(int argc, char **argv) {
   pthread_join(t, NULL);
   close(req);
   waitpid(pid, NULL, 0);
-  double sum = 0;
-  for (long i = 0; i < pages; i++) sum += lat[i];
-  qsort(lat, pages, sizeof(double), cmp);
-  printf("{\"faults\": %ld, \"p50_us\": %.2f, \"p99_us\": %.2f, \"mean_us\": %.2f}\n", pages,
-         lat[pages / 2], lat[pages * 99 / 100], sum / pages);
+  print_latencies(lat, pages);
   return 0;
 }

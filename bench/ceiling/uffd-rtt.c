@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "latency.h"
+
 #define PAGE 4096
 
 static int uffd;
@@ -25,11 +27,6 @@ static long pages;
 static double *lat;
 static char src[PAGE];
 
-static double now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
 
 static void *faulter(void *arg) {
   (void)arg;
@@ -42,10 +39,6 @@ static void *faulter(void *arg) {
   return NULL;
 }
 
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv) {
   pages = argc > 1 ? atol(argv[1]) : 20000;
@@ -77,10 +70,6 @@ int main(int argc, char **argv) {
     }
   }
   pthread_join(t, NULL);
-  double sum = 0;
-  for (long i = 0; i < pages; i++) sum += lat[i];
-  qsort(lat, pages, sizeof(double), cmp);
-  printf("{\"faults\": %ld, \"p50_us\": %.2f, \"p99_us\": %.2f, \"mean_us\": %.2f}\n", pages,
-         lat[pages / 2], lat[pages * 99 / 100], sum / pages);
+  print_latencies(lat, pages);
   return 0;
 }
