@@ -315,10 +315,10 @@ Napi::Value RamPlaceRecords(const Napi::CallbackInfo& info) {
       if (mine) {
         if (src) std::memcpy(alias + addr, src, kPage);
         else std::memset(alias + addr, 0, kPage);
-        uffdio_continue c = {};
-        c.range.start = dst;
-        c.range.len = kPage;
-        done = PlaceIoctl(env, uffd, UFFDIO_CONTINUE, &c, "ioctl(UFFDIO_CONTINUE)");
+        uffdio_continue cont = {};
+        cont.range.start = dst;
+        cont.range.len = kPage;
+        done = PlaceIoctl(env, uffd, UFFDIO_CONTINUE, &cont, "ioctl(UFFDIO_CONTINUE)");
       }
     } else if (!src && zeropage) {
       uffdio_zeropage z = {};
@@ -326,11 +326,11 @@ Napi::Value RamPlaceRecords(const Napi::CallbackInfo& info) {
       z.range.len = kPage;
       done = PlaceIoctl(env, uffd, UFFDIO_ZEROPAGE, &z, "ioctl(UFFDIO_ZEROPAGE)");
     } else {
-      uffdio_copy c = {};
-      c.dst = dst;
-      c.src = reinterpret_cast<uint64_t>(src ? src : kZero);
-      c.len = kPage;
-      done = PlaceIoctl(env, uffd, UFFDIO_COPY, &c, "ioctl(UFFDIO_COPY)");
+      uffdio_copy copy = {};
+      copy.dst = dst;
+      copy.src = reinterpret_cast<uint64_t>(src ? src : kZero);
+      copy.len = kPage;
+      done = PlaceIoctl(env, uffd, UFFDIO_COPY, &copy, "ioctl(UFFDIO_COPY)");
     }
     if (done) placed++;
     if (mine) {
