@@ -316,9 +316,18 @@ describe('postcopy between processes', () => {
     await src.qmp.execute('migrate-pause');
     await src.waitStatus('postcopy-paused');
     await dst.waitStatus('postcopy-paused');
+    const paused = (await src.qmp.execute('query-migrate')).ram;
     const rsock = path.join(dir, 'recover.sock');
     await dst.qmp.execute('migrate-recover', { uri: `unix:${rsock}` });
     await src.qmp.execute('migrate', { uri: `unix:${rsock}`, resume: true });
+    // The stream after the recovery counts on from the one before: the figures only grow.
+    let last = paused.transferred;
+    for (let info = await src.qmp.execute('query-migrate'); info.status !== 'completed' && info.status !== 'failed'; info = await src.qmp.execute('query-migrate')) {
+      expect(info.ram.transferred).toBeGreaterThanOrEqual(last);
+      expect(info.ram.mbps).toBeGreaterThanOrEqual(0);
+      last = info.ram.transferred;
+      await new Promise((r) => setTimeout(r, 20));
+    }
     expect((await src.waitStatus(['completed', 'failed'], 120000)).status).toBe('completed');
     await dst.printsMore();
     await abRamOk(dst, dir, MEM);

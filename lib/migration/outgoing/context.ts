@@ -176,9 +176,11 @@ export class OutgoingContext {
     this.multifd?.abort(err instanceof MigrationError ? err : new MigrationError('EMIG_RETURN_PATH', err.message, { cause: err }));
   }
 
-  /** Bytes sent on the main stream and every multifd channel (QEMU's migration_transferred_bytes). */
+  /** Bytes sent on every channel (QEMU's migration_transferred_bytes): the main stream over all
+   * its postcopy recoveries (each new stream counts from 0), the multifd channels and the
+   * preempt channel. */
   transferred(): number {
-    return (this.f?.position ?? 0) + (this.multifd?.bytes ?? 0);
+    return this.bytesBeforeRecovery + (this.f?.position ?? 0) + (this.multifd?.bytes ?? 0) + (this.pageServer?.preemptBytes ?? 0);
   }
 
   pagesSent(): number {

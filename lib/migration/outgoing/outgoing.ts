@@ -180,9 +180,7 @@ export class OutgoingMigration {
     const s = ctx.stats;
     const c = ctx.saver?.counters;
     const status = ctx.state.status;
-    // Every channel counts, as QEMU's transferred does: the main stream (over all its
-    // recoveries) and the preempt channel.
-    s.transferred = ctx.transferred() + ctx.bytesBeforeRecovery + (ctx.pageServer?.preemptBytes ?? 0);
+    s.transferred = ctx.transferred();
     s.multifdBytes = ctx.multifd?.bytes ?? 0;
     s.remaining = status === 'completed' ? 0 : (ctx.saver?.dirtyPages ?? 0) * 4096;
     s.total = ctx.saver?.totalBytes ?? ctx.deps.machine.ramBlocks.reduce((n, b) => n + b.size, 0);

@@ -61,7 +61,7 @@ export async function postcopyStart(ctx: OutgoingContext): Promise<void> {
   }
   f.rateLimiter?.setMaxBandwidth(ctx.options.params['max-postcopy-bandwidth']);
   ctx.stats.precopyBytes = ctx.bytesAtStop;
-  ctx.postcopyStartBytes = f.position;
+  ctx.postcopyStartBytes = ctx.transferred();
   if (ctx.rp) {
     ctx.advance('device', 'postcopy-device');
     // The destination answers 0x42 once the devices are loaded, just before it runs the guest.
@@ -98,7 +98,7 @@ async function background(ctx: OutgoingContext): Promise<void> {
     await sv.iterate();
     if (f.needsDrain) await f.drain();
     if (f.rateLimitExceeded()) await f.waitRateLimit();
-    ctx.estimator!.update(f.position, ctx.pagesSent());
+    ctx.estimator!.update(ctx.transferred(), ctx.pagesSent());
     ctx.stats.mbps = ctx.estimator!.mbps;
     ctx.stats.pagesPerSecond = ctx.estimator!.pagesPerSecond;
     await new Promise<void>((r) => setImmediate(r));
