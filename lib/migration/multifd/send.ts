@@ -155,14 +155,17 @@ export class MultifdSender {
     job.head[1] = n;
     job.head[2] = zero === 'multifd' ? JOB.DETECT_ZERO : 0;
     job.pages.set(pages.subarray(0, n));
-    const holes = zero === 'multifd' ? s.holes : null;
+    const holes = s.holes;
+    const hint = zero === 'multifd' ? 1 : 0;
     for (let k = 0; k < n; k++) {
       const p = pages[k];
       const m = 1 << (p & 31);
       // A page never written is zero: the channel need not read it (reading allocates it).
+      // Its bit goes whatever the detection: once sent, a write to it makes it a data page,
+      // and a later pass (zero-page-detection may change meanwhile) must read it.
       if (holes !== null && (holes[p >>> 5] & m) !== 0) {
         holes[p >>> 5] &= ~m;
-        job.hints[k] = 1;
+        job.hints[k] = hint;
       } else {
         job.hints[k] = 0;
       }
