@@ -92,7 +92,7 @@ export class IncomingMigration {
     if (options.caps.multifd) {
       // Which pages are still zero, shared with the channel threads: a zero page there costs
       // nothing (reading a never-written page to check it would allocate it).
-      const blocks = machine.ramBlocks.filter((b) => !ramBlockIgnored(b, options.caps['x-ignore-shared']));
+      const blocks = machine.ramBlocks.filter((b) => !ramBlockIgnored(b, options.caps['x-ignore-shared'], deps.cpr ? 'cpr-transfer' : 'normal'));
       for (const b of blocks) this.knownZero.set(b, knownZeroPages(b, !machine.hasRun));
       this.multifd = new MultifdReceiver({
         channels: options.params['multifd-channels'],
@@ -100,6 +100,7 @@ export class IncomingMigration {
         blocks,
         knownZero: blocks.map((b) => this.knownZero.get(b) ?? null),
         populate: () => {
+          if (!this.populates()) return null;
           const p = machine.populateAhead();
           return { shared: p.shared, block: p.block };
         },
@@ -155,11 +156,8 @@ export class IncomingMigration {
     const ignoreShared = options.caps['x-ignore-shared'];
     const cpr = this.deps.cpr;
     // Take the destination's page faults in a helper thread just ahead of the load (the
-    // process may have started it already, while it waited for the stream). Under
-    // x-ignore-shared a shared file-backed RAM is already there, and under cpr-transfer all of
-    // it: nothing to populate. With postcopy-ram, ADVISE discards all of RAM (manager.ts).
-    const skip = cpr || options.caps['postcopy-ram'] || (ignoreShared && machine.ram.shared && machine.ram.memPath);
-    const populate = skip ? null : machine.populateAhead();
+    // process may have started it already, while it waited for the stream).
+    const populate = this.populates() ? machine.populateAhead() : null;
     populate?.gate();
     const ram = new RamLoader(machine.ramBlocks, { pristine: !machine.hasRun, populate, ignoreShared, mode: cpr ? 'cpr-transfer' : 'normal' });
     ram.multifd = this.multifd;
@@ -235,6 +233,15 @@ export class IncomingMigration {
       await this.multifd?.close();
       return { ok: false, error: err, loadTime: this.now() - t0, bytes: f.position };
     }
+  }
+
+  /** Whether the load takes its page faults in the populate thread. Not under x-ignore-shared
+   * with shared file-backed RAM, nor in cpr-transfer (the RAM is there already), nor with
+   * postcopy-ram (ADVISE discards all of RAM, manager.ts). */
+  private populates(): boolean {
+    const { machine, options, cpr } = this.deps;
+    if (cpr || options.caps['postcopy-ram']) return false;
+    return !(options.caps['x-ignore-shared'] && machine.ram.shared && machine.ram.memPath);
   }
 
   /**
