@@ -21,7 +21,9 @@
  * Read side — pull:
  *   read()          resolves with the next chunk (owned by the caller from then on), or null
  *                   at end of stream; rejects on a channel error. One read at a time.
- *   recycle(chunk)  optional: hand a consumed chunk back for reuse (no view of it kept).
+ *   recycle(chunk, reusable?)  optional: the reader is done with a consumed chunk; reusable
+ *                   (the default) when it kept no view of it, so its memory may be read into
+ *                   again. Every chunk is handed back once, kept or not.
  *
  * Descriptors (optional; a unix socket channel that passes SCM_RIGHTS, the cpr channel):
  *   writeFds(chunk, fds)  like write(), with `fds` riding on the chunk's first byte; the
@@ -41,9 +43,10 @@
 export interface ByteSource {
   read(): Promise<Uint8Array | null>;
   takeFd?(): number | undefined;
-  /** Optional: the caller is done with a chunk read() gave it and kept no view of it, so the
-   * source may reuse its memory (FdChannel's read slabs). At most once per chunk. */
-  recycle?(chunk: Uint8Array): void;
+  /** Optional: the caller is done with a chunk read() gave it (at most once per chunk). With
+   * `reusable` (the default) it kept no view of it, so the source may reuse its memory
+   * (FdChannel's read slabs); without, the source only forgets the chunk. */
+  recycle?(chunk: Uint8Array, reusable?: boolean): void;
 }
 
 export interface ByteSink {

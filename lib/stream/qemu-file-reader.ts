@@ -404,7 +404,8 @@ export class QemuFileReader {
 
   /** `cur` is used up: give it back to the source unless a view of it is out there. */
   private retire(): void {
-    if (!this.pinned && this.cur.length > 0) this.source?.recycle?.(this.cur);
+    // A pinned chunk is handed back too, as not reusable: its slab is forgotten, not kept.
+    if (this.cur.length > 0) this.source?.recycle?.(this.cur, !this.pinned);
     this.pinned = false;
   }
 

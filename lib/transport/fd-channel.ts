@@ -161,8 +161,8 @@ export class FdChannel implements ByteChannel {
 
   /** The reader is done with `chunk` (from read()) and holds no view of it: its bytes may be
    * read into again. Other chunks are ignored. Call at most once per chunk. */
-  recycle(chunk: Uint8Array): void {
-    this.slabs.recycle(chunk);
+  recycle(chunk: Uint8Array, reusable = true): void {
+    this.slabs.recycle(chunk, reusable);
   }
 
   private finishRead(): void {

@@ -5,9 +5,10 @@
  *   slab [ chunk │ chunk │ chunk │ free ……… ]   next read(2) → the free tail, or a new slab
  *                                                 once under MIN_READ bytes are left
  *
- * A reader that is done with a chunk and kept no view of it gives it back (recycle()); a slab
- * all of whose chunks came back is kept (up to FREE_SLABS) and read into again, since fresh
- * memory costs a page fault per 4 KiB inside read(2). Small reads (return-path messages) are
+ * A reader that is done with a chunk gives it back (recycle()), saying whether it kept a view
+ * of it; a slab all of whose chunks came back and none kept is kept (up to FREE_SLABS) and read
+ * into again, since fresh memory costs a page fault per 4 KiB inside read(2). A slab with a
+ * kept chunk is forgotten: the views keep its memory alive for as long as they need it. Small reads (return-path messages) are
  * copied into their own buffer instead, so one kept message does not pin a whole slab.
  */
 
@@ -24,7 +25,7 @@ export class ReadSlabs {
   private slab: Buffer | null = null;
   private used = 0;
   /** chunks handed out and not yet recycled, per slab (by its memory) */
-  private readonly out = new Map<ArrayBufferLike, { slab: Buffer; out: number }>();
+  private readonly out = new Map<ArrayBufferLike, { slab: Buffer; out: number; kept: boolean }>();
   private readonly free: Buffer[] = [];
 
   /** The buffer and the range the next read(2) may fill. */
@@ -45,16 +46,22 @@ export class ReadSlabs {
     this.used = at + n;
     const e = this.out.get(slab.buffer);
     if (e) e.out++;
-    else this.out.set(slab.buffer, { slab, out: 1 });
+    else this.out.set(slab.buffer, { slab, out: 1, kept: false });
     return slab.subarray(at, at + n);
   }
 
   /** A chunk from take() comes back (see the module comment); other chunks are ignored. */
-  recycle(chunk: Uint8Array): void {
+  recycle(chunk: Uint8Array, reusable = true): void {
     const e = this.out.get(chunk.buffer);
     if (e === undefined) return;
+    if (!reusable) e.kept = true;
     if (--e.out > 0) return;
     this.out.delete(chunk.buffer);
+    if (e.kept) {
+      // Never read into it again, the current slab included.
+      if (e.slab === this.slab) this.slab = null;
+      return;
+    }
     if (e.slab !== this.slab && this.free.length < FREE_SLABS) this.free.push(e.slab);
   }
 }
