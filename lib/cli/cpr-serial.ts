@@ -19,6 +19,7 @@
 import * as fs from 'node:fs';
 import type { Chardev, ChardevSpec, NamedFd } from '../chardev';
 import type { CprHandover } from '../migration/cpr';
+import { closeQuietly } from '../host';
 
 export const SERIAL_ID = 'serial0';
 /** Output a console client has not read this long after the stop is dropped at the handover. */
@@ -106,10 +107,3 @@ export function checkSerialFds(spec: ChardevSpec | undefined, fds: readonly Name
   }
 }
 
-export function closeQuietly(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    /* already closed */
-  }
-}

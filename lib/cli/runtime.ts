@@ -17,7 +17,8 @@ import { MigrationManager, parseMigrationGlobal } from '../migration';
 import { CprReceiver, type CprState } from '../migration/cpr';
 import { EventBus, ManagerMigrationBackend, Monitor, QmpError, type MonitorBackend, type StatusInfo } from '../monitor';
 import { formatUuid } from '../util/uuid';
-import { SERIAL_ID, SerialHandover, checkSerialFds, closeQuietly } from './cpr-serial';
+import { closeQuietly } from '../host';
+import { SERIAL_ID, SerialHandover, checkSerialFds } from './cpr-serial';
 import type { LivemigConfig } from './options';
 
 export class Runtime implements MonitorBackend {

@@ -5,6 +5,7 @@
  */
 export { HostError, isHostError } from './errors';
 export { native } from './addon';
+export { closeQuietly } from './close';
 export type { NativeAddon, TcpListenResult } from './native';
 export { MemfdMapping, windowAt, findMapping, MAX_WINDOW_SIZE } from './memfd';
 export type { MemfdOptions, MapFdOptions } from './memfd';

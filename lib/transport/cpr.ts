@@ -17,7 +17,7 @@
  * that to avoid racing the new process's start-up).
  */
 import * as fs from 'node:fs';
-import { FdListener, FdSocket } from '../host';
+import { closeQuietly, FdListener, FdSocket } from '../host';
 import type { ByteChannel } from '../stream';
 import { TransportError } from './errors';
 import { resolveFd } from './fd';
@@ -173,13 +173,6 @@ export class CprChannel implements ByteChannel {
 /** sendmsg needs at least one byte to carry descriptors; writeFds always gives one. */
 const SERVICE_PAD = Uint8Array.of(0x20);
 
-function closeQuietly(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    /* already gone */
-  }
-}
 
 /** The old process's end: connect to the new process's cpr socket. */
 export function connectCpr(addr: MigrationAddress): CprChannel {

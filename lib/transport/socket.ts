@@ -23,7 +23,7 @@
 import * as dns from 'node:dns';
 import { promises as fsp } from 'node:fs';
 import { isIP } from 'node:net';
-import { FdPoll, native, SOCK_STREAM, UV_WRITABLE } from '../host';
+import { closeQuietly, FdPoll, native, SOCK_STREAM, UV_WRITABLE } from '../host';
 import type { ByteChannel } from '../stream';
 import { isTransportError, TransportError } from './errors';
 import { FdChannel } from './fd-channel';
@@ -77,13 +77,6 @@ export function socketChannel(fd: number, kind: 'tcp' | 'unix', opts: ChannelOpt
   return new FdChannel(fd, { label: kind, highWaterMark: opts.highWaterMark, readHighWaterMark: opts.readHighWaterMark });
 }
 
-function closeQuietly(fd: number): void {
-  try {
-    native.close(fd);
-  } catch {
-    /* nothing left to release */
-  }
-}
 
 /** Outgoing: connect to HOST:PORT or PATH (QEMU: socket_start_outgoing_migration). */
 export async function connectSocket(addr: StreamSocketAddress, opts: ConnectOptions = {}): Promise<ByteChannel> {

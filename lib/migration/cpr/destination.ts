@@ -14,11 +14,11 @@
  * Descriptors nobody claims are an error (the two sides disagree about the machine) and are
  * closed; so is everything on any failure.
  */
-import * as fs from 'node:fs';
 import { QemuFileReader } from '../../stream';
 import { CprListener, type CprChannel, type MigrationAddress } from '../../transport';
 import { MigrationError } from '../errors';
 import { loadCprState, type CprFd } from './state';
+import { closeQuietly } from '../../host';
 
 /** What the incoming migration calls at each step (manager.ts, incoming.ts). */
 export interface CprIncomingHooks {
@@ -115,13 +115,7 @@ export class CprState {
 
   /** Closes what nobody took, and the channel. */
   dispose(): void {
-    for (const f of this.left.values()) {
-      try {
-        fs.closeSync(f.fd);
-      } catch {
-        /* already closed */
-      }
-    }
+    for (const f of this.left.values()) closeQuietly(f.fd);
     this.left.clear();
     this.channel.destroy();
   }

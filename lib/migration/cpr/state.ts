@@ -22,11 +22,11 @@
  * and a name may appear once. Every failure names the field; every descriptor received is
  * closed unless the load succeeds and hands it to the caller.
  */
-import * as fs from 'node:fs';
 import { StreamError, type QemuFileReader, type QemuFileWriter } from '../../stream';
 import { F, VMStateError, vmstateLoad, vmstateSave, type VMStateDescription } from '../../vmstate';
 import { MigrationError } from '../errors';
 import { asMigrationError } from '../loadvm';
+import { closeQuietly } from '../../host';
 
 export const QEMU_CPR_FILE_MAGIC = 0x51435052;
 export const QEMU_CPR_FILE_VERSION = 1;
@@ -167,10 +167,3 @@ function cprLoadError(e: unknown, f: QemuFileReader): MigrationError {
   return asMigrationError(e, 'CprState', f.position);
 }
 
-function closeQuietly(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    /* already closed */
-  }
-}
