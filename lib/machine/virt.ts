@@ -38,7 +38,6 @@ import type { VcpuWorkerData } from './vcpu-worker';
 
 export { RAM_BASE, RAM_BLOCK_NAME, MROM_BLOCK_NAME } from './virt-ram';
 export type { VmstateSection } from './virt-sections';
-export { advancePopulate } from './populate-cursor';
 export const MIN_RAM = 16 * 2 ** 20;
 export const MAX_RAM = 64 * 2 ** 30;
 export const VIRT_ISA = 'rv64ima_zicsr_zifencei';

@@ -102,11 +102,6 @@ export class LoadVm {
     this.sawEof = false;
   }
 
-  /** EOF was read. */
-  get ended(): boolean {
-    return this.sawEof;
-  }
-
   /** Reads `n` bytes' worth of buffering or fails naming what was being read. */
   async need(n: number, what: string, section?: string): Promise<void> {
     if (this.f.has(n)) return;

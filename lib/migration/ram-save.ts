@@ -36,12 +36,8 @@ import { claimRun, holeBitmap, nextSetBit, popcount32, ramBlockIgnored } from '.
 import { RecordSender, RUN_PAGES, RUN_PAGES_MAIN, type RunChannels, type SendBlock, type ZeroPageDetection } from './ram-send';
 import { RAM_SAVE_FLAG } from './wire';
 
-export { holeBitmap, isZeroPage, nextSetBit, ramBlockIgnored } from './ram-pages';
-
 /** QEMU ends an iteration after 50 ms (MAX_WAIT); checked after every run. */
 const MAX_ITERATION_MS = 50;
-
-export type { RunChannels, ZeroPageDetection } from './ram-send';
 
 export interface RamSaveCounters {
   /** Pages sent as PAGE (or as a multifd normal page). */

@@ -26,7 +26,9 @@ export const RUN_PAGES = 128;
 /** Pages per run on the main stream: 1 MiB per sendmsg. */
 export const RUN_PAGES_MAIN = 256;
 
-export type ZeroPageDetection = 'none' | 'legacy' | 'multifd';
+import type { ZeroPageDetection } from './options';
+
+export type { ZeroPageDetection };
 
 /** Where runs go instead of the main stream when multifd is on (multifd/send.ts). */
 export interface RunChannels {

@@ -28,7 +28,6 @@ import { FdPoll, native, UV_READABLE, UV_WRITABLE } from '../host';
 import type { ByteChannel } from '../stream';
 import { TransportError } from './errors';
 import { ReadSlabs } from './read-slabs';
-export { READ_SLAB_BYTES } from './read-slabs';
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_READ_HIGH_WATER_MARK, type ChannelOptions } from './types';
 
 const MAX_IOV = 1024;

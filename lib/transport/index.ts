@@ -20,7 +20,7 @@ export type { TransportErrorCode, TransportOwnCode } from './errors';
 export type { MigrationAddress, MigrationChannel, ChannelType, SocketAddress } from './uri';
 export { parseUri, formatAddress, resolveChannels, UriError } from './uri';
 export { connectSocket, listenSocket, socketChannel, SOCKET_BUFFER_BYTES } from './socket';
-export { FdChannel, READ_SLAB_BYTES } from './fd-channel';
+export { FdChannel } from './fd-channel';
 export { peekSocket } from './peek';
 export type { FdChannelOptions } from './fd-channel';
 export { StreamChannel, netSocketChannel } from './stream-channel';

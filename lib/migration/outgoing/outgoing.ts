@@ -161,10 +161,6 @@ export class OutgoingMigration {
     abortChannel(ctx.channel, new MigrationError('EMIG_PEER', 'migration paused (migrate-pause)'));
   }
 
-  get postcopyRequests(): number {
-    return this.ctx.pageServer?.requestCount ?? 0;
-  }
-
   /** migrate-continue from pre-switchover. */
   continueFrom(status: MigrationStatus): void {
     const ctx = this.ctx;

@@ -5,31 +5,15 @@
  *
  *   LISTEN │ FULL sections of every device │ PING 3 │ [PING 0x42: with a return path] │ RUN
  */
-import type { VirtMachine } from '../../machine/virt';
-import { QemuFileWriter, type ByteSink } from '../../stream';
+import { CollectingSink, QemuFileWriter } from '../../stream';
 import { PING_PACKAGED_LOADED } from '../postcopy/wire';
 import { SaveVm } from '../savevm';
 import { MIG_CMD } from '../wire';
 import type { OutgoingContext } from './context';
 
-/** A sink that keeps everything written, in order. */
-class Collect implements ByteSink {
-  readonly chunks: Uint8Array[] = [];
-  write(c: Uint8Array): boolean {
-    this.chunks.push(Uint8Array.from(c));
-    return true;
-  }
-  drain(): Promise<void> {
-    return Promise.resolve();
-  }
-  end(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-export function buildPackage(ctx: OutgoingContext, _machine: VirtMachine): Uint8Array {
+export function buildPackage(ctx: OutgoingContext): Uint8Array {
   const sv = ctx.sv!;
-  const sink = new Collect();
+  const sink = new CollectingSink();
   const f = new QemuFileWriter(sink);
   const inner = new SaveVm(f, sv.registry, sv.config, sv.format);
   inner.command(MIG_CMD.POSTCOPY_LISTEN);
@@ -39,5 +23,5 @@ export function buildPackage(ctx: OutgoingContext, _machine: VirtMachine): Uint8
   inner.command(MIG_CMD.POSTCOPY_RUN);
   f.flush();
   if (f.error) throw f.error;
-  return Buffer.concat(sink.chunks);
+  return sink.bytes();
 }

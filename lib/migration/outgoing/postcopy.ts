@@ -19,7 +19,6 @@ import { MigrationError } from '../errors';
 import { PING_PACKAGED_LOADED, encodeDiscard, MAX_DISCARDS_PER_COMMAND } from '../postcopy/wire';
 import { MIG_CMD } from '../wire';
 import type { OutgoingContext } from './context';
-import { canSwitchover } from './iterate';
 import { DEBUG } from './setup';
 import { buildPackage } from './package';
 import { stopForSwitchover } from './complete';
@@ -30,7 +29,6 @@ export function inPostcopy(status: string): boolean {
 }
 
 export async function postcopyStart(ctx: OutgoingContext): Promise<void> {
-  const { machine } = ctx.deps;
   const sv = ctx.sv!;
   const saver = ctx.saver!;
   if (ctx.options.caps['postcopy-preempt']) await openPreempt(ctx);
@@ -46,7 +44,7 @@ export async function postcopyStart(ctx: OutgoingContext): Promise<void> {
   // A discard makes the destination forget what it had: the next record names its block.
   saver.resetScan();
   sv.ping(2);
-  const blob = buildPackage(ctx, machine);
+  const blob = buildPackage(ctx);
   const size = Buffer.alloc(4);
   size.writeUInt32BE(blob.length);
   sv.command(MIG_CMD.PACKAGED, size);
@@ -136,4 +134,3 @@ async function openPreempt(ctx: OutgoingContext): Promise<void> {
   ctx.pageServer.usePreempt(detach.call(ch));
 }
 
-export { canSwitchover };

@@ -27,8 +27,6 @@ const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
 
 export class PagePlacer {
   private readonly alias: (Uint8Array | null)[];
-  /** pages this placer put in place (not counting EEXIST) */
-  placed = 0;
   /** placeRecords: the requested pages one native call placed */
   private readonly req = new Int32Array(256);
 
@@ -42,10 +40,6 @@ export class PagePlacer {
     private readonly zeropage: boolean,
   ) {
     this.alias = blocks.map((b) => (mode === 'minor' && b.aliasAddr !== undefined ? new Uint8Array(windowAt(b.aliasAddr, 0, b.size)) : null));
-  }
-
-  received(block: number, page: number): boolean {
-    return testBit(this.blocks[block].received, page);
   }
 
   /** Place `src` (one page) as page `page` of block `block`. False: it was already there. */
@@ -98,7 +92,6 @@ export class PagePlacer {
     } catch (e) {
       throw new MigrationError('EMIG_RAM', `placing pages of '${b.name}' failed: ${(e as Error).message}`, { section: 'ram', field: b.name, cause: e });
     }
-    this.placed += out[2];
     if (this.ring) {
       const now = monotonicMs();
       for (let k = 0; k < out[3]; k++) this.ring.push(pageKey(block, this.req[k]), now);
@@ -109,7 +102,6 @@ export class PagePlacer {
   private resolve(op: () => number, b: SharedBlock, page: number): boolean {
     try {
       op();
-      this.placed++;
       return true;
     } catch (e) {
       if (isHostError(e) && e.code === 'EEXIST') return false;
