@@ -28,9 +28,11 @@ export async function warmUpSaving(machine: VirtMachine, options: MigrationOptio
   for (let i = 0; i < WARM_UP_ROUNDS; i++) await warmUpSave(machine, options);
 }
 
-/** The new process's dry runs. */
+/** The new process's dry runs: one stream written, loaded over and over (only the load is on
+ * the new process's side of the pause). */
 export async function warmUpLoading(machine: VirtMachine, options: MigrationOptions): Promise<void> {
-  for (let i = 0; i < WARM_UP_ROUNDS; i++) await warmUpLoad(machine, options);
+  const bytes = await warmUpSave(machine, options);
+  for (let i = 0; i < WARM_UP_ROUNDS; i++) await warmUpLoad(machine, options, bytes);
 }
 
 /** Writes a whole cpr-transfer stream for scratch devices; returns its bytes. */
@@ -56,9 +58,9 @@ export async function warmUpSave(machine: VirtMachine, options: MigrationOptions
   return sink.bytes();
 }
 
-/** Loads such a stream into scratch devices: the new process's side of the dry run. */
-export async function warmUpLoad(machine: VirtMachine, options: MigrationOptions): Promise<void> {
-  const bytes = await warmUpSave(machine, options);
+/** Loads such a stream (warmUpSave's) into scratch devices: the new process's side of the
+ * dry run. */
+export async function warmUpLoad(machine: VirtMachine, options: MigrationOptions, bytes: Uint8Array): Promise<void> {
   const ram = new RamLoader(machine.ramBlocks, { mode: 'cpr-transfer' });
   const format = streamFormat(options);
   const reg = machineRegistry(machine, ram, new GlobalState(() => 'inmigrate'), options, machine.scratchSections());
