@@ -14,7 +14,6 @@
  * promptly.
  */
 import * as fs from 'node:fs';
-import { native } from '../../lib/host';
 import { VirtMachine } from '../../lib/machine/virt';
 import { analyzeStream, bytesInput, type StreamRecord } from '../../lib/migration/analyze';
 import { MigrationError } from '../../lib/migration/errors';
@@ -26,8 +25,8 @@ import { encodeAdvise, encodeCounted, encodeDiscard } from '../../lib/migration/
 import { MigrationRunState } from '../../lib/migration/run-state';
 import { MigrationState } from '../../lib/migration/state';
 import { MIG_CMD, MIG_RP_MSG } from '../../lib/migration/wire';
-import { FdChannel } from '../../lib/transport/fd-channel';
 import { guest } from '../e2e/helpers';
+import { fdChannelPair } from '../transport/helpers';
 
 const MiB = 2 ** 20;
 const RAM = 'riscv_virt_board.ram';
@@ -44,11 +43,6 @@ function options(caps: Partial<Record<MigrationCapabilityName, boolean>>): Migra
   const list = Object.entries(caps).map(([capability, state]) => ({ capability: capability as MigrationCapabilityName, state: !!state }));
   if (list.length) o.setCapabilities(list);
   return o;
-}
-
-function socketPair(): [FdChannel, FdChannel] {
-  const [a, b] = native.socketPair();
-  return [new FdChannel(a, { label: 'unix' }), new FdChannel(b, { label: 'unix' })];
 }
 
 function command(cmd: number, payload: Uint8Array = new Uint8Array(0)): Buffer {
@@ -125,7 +119,7 @@ async function load(bytes: Buffer, caps: Partial<Record<MigrationCapabilityName,
   const dm = await VirtMachine.create({ memSize: RAM_SIZE, smp: 2 });
   const uffds = userfaultfds();
   try {
-    const [ours, theirs] = socketPair();
+    const [ours, theirs] = fdChannelPair();
     const state = new MigrationState();
     const inc = new IncomingMigration({ machine: dm, options: options(caps), vm: new MigrationRunState(dm), state, startPaused: true });
     // The return path, until the destination ends it: it must end, or a thread kept the socket.
@@ -179,7 +173,7 @@ beforeAll(async () => {
   try {
     sm.cont();
     await new Promise((r) => setTimeout(r, 200));
-    const [a, b] = socketPair();
+    const [a, b] = fdChannelPair();
     const wire: Buffer[] = [];
     // Recorded as the destination reads it: the source sends pages from guest RAM by native
     // calls on the socket, past the channel's own write path.
@@ -374,7 +368,7 @@ describe('after RUN the guest runs here', () => {
     const uffds = userfaultfds();
     let destroyed = false;
     try {
-      const [ours, theirs] = socketPair();
+      const [ours, theirs] = fdChannelPair();
       const state = new MigrationState();
       const inc = new IncomingMigration({ machine: dm, options: options({ 'postcopy-ram': true }), vm: new MigrationRunState(dm), state, startPaused: false });
       void (async () => {

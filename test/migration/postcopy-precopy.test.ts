@@ -5,15 +5,14 @@
  * (it stayed in inmigrate), its RAM equal to the source's.
  */
 import * as fs from 'node:fs';
-import { native } from '../../lib/host';
 import { VirtMachine } from '../../lib/machine/virt';
 import { IncomingMigration } from '../../lib/migration/incoming';
 import { OutgoingMigration } from '../../lib/migration/outgoing';
 import { MigrationOptions } from '../../lib/migration/options';
 import { MigrationRunState } from '../../lib/migration/run-state';
 import { MigrationState } from '../../lib/migration/state';
-import { FdChannel } from '../../lib/transport/fd-channel';
 import { guest } from '../e2e/helpers';
+import { fdChannelPair } from '../transport/helpers';
 
 const MiB = 2 ** 20;
 
@@ -35,12 +34,12 @@ test.each([
     dm.on('serial', (b: Uint8Array) => (printed += b.length));
     sm.cont();
     await new Promise((r) => setTimeout(r, 300));
-    const [a, b] = native.socketPair();
+    const [a, b] = fdChannelPair();
     const srcState = new MigrationState();
     const dstState = new MigrationState();
-    const out = new OutgoingMigration({ machine: sm, options: options(), vm: new MigrationRunState(sm), state: srcState, connect: async () => new FdChannel(a, { label: 'unix' }) });
+    const out = new OutgoingMigration({ machine: sm, options: options(), vm: new MigrationRunState(sm), state: srcState, connect: async () => a });
     const inc = new IncomingMigration({ machine: dm, options: options(), vm: new MigrationRunState(dm), state: dstState, startPaused });
-    const [, r] = await Promise.all([out.run({ transport: 'socket', type: 'unix', path: 'pair' }), inc.run(new FdChannel(b, { label: 'unix' }))]);
+    const [, r] = await Promise.all([out.run({ transport: 'socket', type: 'unix', path: 'pair' }), inc.run(b)]);
     expect(r.error).toBeUndefined();
     expect([srcState.status, dstState.status]).toEqual(['completed', 'completed']);
     expect(inc.postcopyState).toBe('end');

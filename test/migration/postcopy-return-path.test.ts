@@ -8,7 +8,6 @@
  * migration fails at once (not when it would have completed) and the source guest runs on.
  */
 import * as fs from 'node:fs';
-import { native } from '../../lib/host';
 import { VirtMachine } from '../../lib/machine/virt';
 import { MigrationError } from '../../lib/migration/errors';
 import { OutgoingMigration } from '../../lib/migration/outgoing';
@@ -18,8 +17,8 @@ import { encodeCounted, encodeReqPages } from '../../lib/migration/postcopy/wire
 import { MigrationRunState } from '../../lib/migration/run-state';
 import { MigrationState, type MigrationStatus } from '../../lib/migration/state';
 import { MIG_RP_MSG } from '../../lib/migration/wire';
-import { FdChannel } from '../../lib/transport/fd-channel';
 import { guest } from '../e2e/helpers';
+import { fdChannelPair } from '../transport/helpers';
 
 const MiB = 2 ** 20;
 const RAM = 'riscv_virt_board.ram';
@@ -60,9 +59,7 @@ afterAll(async () => {
 
 /** Migrate `sm` to a fake destination that answers with `rp` once the stream flows. */
 async function migrate(rp: Buffer, caps: Partial<Record<MigrationCapabilityName, boolean>> = { 'postcopy-ram': true }): Promise<Outcome> {
-  const [a, b] = native.socketPair();
-  const src = new FdChannel(a, { label: 'unix' });
-  const dst = new FdChannel(b, { label: 'unix' });
+  const [src, dst] = fdChannelPair();
   const options = new MigrationOptions();
   options.setCapabilities(Object.entries(caps).map(([capability, state]) => ({ capability: capability as MigrationCapabilityName, state: !!state })));
   // Slow enough that the first pass over 16 MiB takes seconds: a failure must not wait for it.
