@@ -10,9 +10,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { native } from '../../lib/host';
-import { checkAb } from '../../guests/ram-check';
 import { tmpdir } from './helpers';
-import { sleep, stopAll, Vm, type VmOptions } from './vm';
+import { abRamOk, sleep, stopAll, Vm, type VmOptions } from './vm';
 
 const MEM = 64 * 2 ** 20;
 const SHARED = 'virt,aux-ram-share=on';
@@ -31,15 +30,6 @@ afterEach(async () => {
   await stopAll();
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-async function abRamOk(vm: Vm): Promise<void> {
-  await vm.qmp.execute('stop');
-  const file = path.join(dir, `${vm.name}-ram.bin`);
-  await vm.qmp.execute('pmemsave', { val: 0x8000_0000, size: MEM, filename: file });
-  const r = checkAb(fs.readFileSync(file));
-  expect(r.errors).toEqual([]);
-  expect(r.ok).toBe(true);
-}
 
 async function until(cond: () => boolean, what: string, ms = 30000): Promise<void> {
   const t0 = Date.now();
@@ -84,7 +74,7 @@ async function oldResumed(old: Vm, err: RegExp, prints = () => old.printsMore())
   expect(info['error-desc']).toMatch(err);
   expect((await old.qmp.execute('query-status')).status).toBe('running');
   await prints();
-  await abRamOk(old);
+  await abRamOk(old, dir, MEM);
 }
 
 /** quit: the reply may lose the race with the connection closing. */
@@ -131,7 +121,7 @@ describe('cpr-transfer', () => {
     const after = con.text().length;
     await until(() => con.text().length > after + 3, 'output after the old process quit');
     expect(fs.lstatSync(serial).isSocket()).toBe(true);
-    await abRamOk(nu);
+    await abRamOk(nu, dir, MEM);
   });
 
   test('transfer/defer: the cpr listener passed as a descriptor; migrate first, then migrate-incoming', async () => {
@@ -154,7 +144,7 @@ describe('cpr-transfer', () => {
     await nu.qmp.execute('migrate-incoming', { channels: [unixCh('main', main)] });
     expect((await old.waitStatus(['completed', 'failed'])).status).toBe('completed');
     await nu.printsMore();
-    await abRamOk(nu);
+    await abRamOk(nu, dir, MEM);
   });
 
   test('the new process dies before reading the CPR state: the old guest runs on', async () => {
@@ -262,5 +252,5 @@ test('cpr-reboot: the guest stops first, its RAM stays in a shared file, only de
   await nu.qmp.execute('migrate-incoming', { uri: `file:${file}` });
   await nu.waitStatus('completed');
   await nu.printsMore();
-  await abRamOk(nu);
+  await abRamOk(nu, dir, MEM);
 });
