@@ -44,7 +44,7 @@ test('--postcopy: migrates by postcopy, prints blocktime and the latency histogr
   expect(out).toMatch(/blocktime \(all vCPUs\)\s+\d+ ms/);
   expect(out).toMatch(/blocktime per vCPU\s+\d+, \d+ ms/);
   // Bucket rows, or the line saying no page had to be asked for.
-  expect(out).toMatch(/latency histogram[^\n]*\n( +\d+ (µs|ms|s) - \d+(\.\d)? (µs|ms|s) +\d+ +#+\n|    \(no remote faults\)\n)/);
+  expect(out).toMatch(/latency histogram[^\n]*\n( +\d+(\.\d)? (µs|ms|s) - \d+(\.\d)? (µs|ms|s) +\d+ +#+\n|    \(no remote faults\)\n)/);
   expect(out).toMatch(/verified: destination RAM follows the A\/B invariant/);
   expect(code).toBe(0);
 }, 120000);
